@@ -1,0 +1,58 @@
+# Thin wrappers around setup-tool and the test runner. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The tool's own virtualenv is bootstrapped once; the stamp file tracks pyproject.toml.
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.DEFAULT_GOAL := help
+.PHONY: help env test lint detect lock lock-check install doctor bench report clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(STAMP)
+
+env: $(STAMP) ## Detect this machine, lock if needed, install the environment, check it
+	$(BIN)/setup-tool detect
+
+test: $(TEST_STAMP) ## Lint (ruff) and run the tests (pytest)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(TEST_STAMP) ## Lint and type-check only
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+detect: $(STAMP) ## Show this machine's facts and the PyTorch variant that fits
+	$(BIN)/setup-tool detect
+
+lock: $(STAMP) ## Re-lock every variant against conda-forge (needs network access to it)
+	$(BIN)/setup-tool lock --variant all
+
+lock-check: $(STAMP) ## Exit non-zero when a lockfile is missing or stale
+	$(BIN)/setup-tool lock --variant all --check
+
+install: $(STAMP) ## Install the locked environment for this machine
+	$(BIN)/setup-tool install
+
+doctor: $(STAMP) ## Check the accelerator really works inside the environment
+	$(BIN)/setup-tool doctor
+
+bench: $(STAMP) ## Time the MNIST benchmark on the best device here
+	$(BIN)/setup-tool bench --device auto
+
+clean: ## Remove the tool's virtualenv and caches (not .envs/ or results/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,78 @@
+"""The typer application, and the one place where errors become messages and exit codes.
+
+Command modules (``setup_tool.cli.<command>``) register themselves on ``app`` and keep their
+heavy imports inside the command body, so ``setup-tool --help`` and ``detect`` stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from setup_tool import __version__
+from setup_tool.errors import ExitCode, SetupToolError
+from setup_tool.terminal import Terminal, escape
+
+
+class _Group(TyperGroup):
+    """Maps ``SetupToolError`` and usage errors to one ``error:`` line, a hint and an exit code.
+
+    Sub-command parsing happens inside ``Group.invoke``, so bad flags land here too; typer's
+    multi-line boxed usage errors become one line that names the fix.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SetupToolError as exc:
+            Terminal().error(escape(exc.message), escape(exc.hint) if exc.hint else None)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "setup-tool"
+            Terminal().error(escape(exc.format_message()), f"see `{command} --help`")
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="setup-tool",
+    help=(
+        "The right PyTorch for this machine: detect the accelerator, lock the environment with "
+        "conda-lock, install it atomically, check the GPU really works, and time MNIST on it."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"setup-tool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every external command and decision.")
+    ] = False,
+) -> None:
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+
+
+def fail(exit_code: ExitCode) -> NoReturn:
+    """End a command with a documented non-zero exit code after its result was printed."""
+    raise typer.Exit(int(exit_code))

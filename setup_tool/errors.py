@@ -1,0 +1,97 @@
+"""The one error tree of setup-tool, and the exit codes the CLI maps results to.
+
+Every error a user can cause or fix carries a one-line ``message`` and a ``hint`` that says
+what to do. Only ``setup_tool.cli`` catches these; it prints ``error: message`` and the hint to
+stderr and exits with ``exit_code``. Anything else that escapes is a bug and keeps its traceback.
+
+    SetupToolError                      exit 1
+    ├── UsageError                      exit 2   bad flag, env var or file content
+    ├── UnsupportedPlatform             exit 3   no variant fits this OS / architecture
+    ├── ChannelUnreachable              exit 1   conda channel cannot be read
+    ├── LockfileMismatch                exit 5   the lock does not fit this machine
+    ├── HashMismatch                    exit 7   a package's sha256 differs from the lock
+    └── CommandFailed                   exit 1   an external command failed (argv, code, stderr)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README "Exit codes"). Never negative, never above 125."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    UNSUPPORTED_PLATFORM = 3
+    LOCK_STALE = 4
+    LOCK_MISMATCH = 5
+    DOCTOR_FAILED = 6
+    HASH_MISMATCH = 7
+    INTERRUPTED = 130
+
+
+class SetupToolError(Exception):
+    """An error the user can act on: a one-line message and a fix hint."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SetupToolError):
+    """A flag, environment variable or input file the user gave is not valid."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UnsupportedPlatform(SetupToolError):
+    """No PyTorch variant that setup-tool offers can run on this OS / architecture."""
+
+    exit_code = ExitCode.UNSUPPORTED_PLATFORM
+
+
+class ChannelUnreachable(SetupToolError):
+    """A conda channel (conda-forge or the ``--channel`` given) could not be read."""
+
+
+class LockfileMismatch(SetupToolError):
+    """The lockfile cannot be installed on this machine (platform, driver, glibc, macOS)."""
+
+    exit_code = ExitCode.LOCK_MISMATCH
+
+
+class HashMismatch(SetupToolError):
+    """A downloaded package does not have the sha256 the lockfile records."""
+
+    exit_code = ExitCode.HASH_MISMATCH
+
+
+class CommandFailed(SetupToolError):
+    """An external command exited non-zero; keeps argv, return code and the tail of stderr."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int | None,
+        stderr_tail: str,
+        hint: str | None = None,
+    ) -> None:
+        import shlex
+
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        status = "timed out" if returncode is None else f"exited with {returncode}"
+        message = f"`{shlex.join(self.argv)}` {status}"
+        if stderr_tail.strip():
+            message += f": {stderr_tail.strip().splitlines()[-1]}"
+        super().__init__(message, hint)

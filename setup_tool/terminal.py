@@ -1,0 +1,82 @@
+"""The one output object: diagnostics to stderr, results to stdout.
+
+Command modules report progress through a ``Terminal`` handed to them and return results;
+``setup_tool.cli`` prints those results. User-supplied text goes through ``escape`` so that a
+path like ``[cuda]`` is not taken for rich markup. When stderr is not a terminal (CI, pipes),
+progress is plain lines rather than animated bars.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.markup import escape
+
+__all__ = ["Terminal", "escape"]
+
+
+class Terminal:
+    """Styled, quiet-able output. ``quiet`` silences info/step lines (used with ``--json``)."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        stdout: Console | None = None,
+        stderr: Console | None = None,
+    ) -> None:
+        self.quiet = quiet
+        self.out = stdout or Console(highlight=False, soft_wrap=True)
+        self.err = stderr or Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        """Whether progress may animate (stderr is a terminal)."""
+        return self.err.is_terminal
+
+    # Diagnostics (stderr).
+    def step(self, message: str) -> None:
+        """One line of progress for a multi-step command ("==> locking cpu ...")."""
+        if not self.quiet:
+            self.err.print(f"[bold blue]==>[/] {message}")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message)
+
+    def success(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"[green]✓[/] {message}")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/] {message}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"[bold red]error:[/] {message}")
+        if hint:
+            self.err.print(f"[dim]hint:[/] {hint}")
+
+    # Results (stdout).
+    def show(self, renderable: RenderableType) -> None:
+        self.out.print(renderable)
+
+    def json(self, data: Any) -> None:
+        """Print ``data`` as JSON on stdout, untouched by rich (no wrapping, no markup)."""
+        self.out.file.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        self.out.file.flush()
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        """A spinner while something runs, or one plain line when not on a terminal."""
+        if self.quiet:
+            yield
+        elif self.interactive:
+            with self.err.status(message):
+                yield
+        else:
+            self.err.print(message)
+            yield

@@ -6,8 +6,10 @@ stderr and exits with ``exit_code``. Anything else that escapes is a bug and kee
 
     SetupToolError                      exit 1
     ├── UsageError                      exit 2   bad flag, env var or file content
+    │   └── SpecError                   exit 2   an envs/*.yml file is malformed (file:line)
     ├── UnsupportedPlatform             exit 3   no variant fits this OS / architecture
     ├── ChannelUnreachable              exit 1   conda channel cannot be read
+    ├── SolveError                      exit 1   a spec cannot be satisfied (solver's reasons)
     ├── LockfileMismatch                exit 5   the lock does not fit this machine
     ├── HashMismatch                    exit 7   a package's sha256 differs from the lock
     └── CommandFailed                   exit 1   an external command failed (argv, code, stderr)
@@ -53,6 +55,22 @@ class UsageError(SetupToolError):
     exit_code = ExitCode.USAGE
 
 
+class SpecError(UsageError):
+    """An environment spec (``envs/*.yml``) is malformed or names something unknown.
+
+    ``location`` is ``path:line`` when the line is known; the message starts with it, the way
+    compilers report errors, so editors can jump to it.
+    """
+
+    def __init__(
+        self, path: str, message: str, *, line: int | None = None, hint: str | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.location = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{self.location}: {message}", hint)
+
+
 class UnsupportedPlatform(SetupToolError):
     """No PyTorch variant that setup-tool offers can run on this OS / architecture."""
 
@@ -61,6 +79,14 @@ class UnsupportedPlatform(SetupToolError):
 
 class ChannelUnreachable(SetupToolError):
     """A conda channel (conda-forge or the ``--channel`` given) could not be read."""
+
+
+class SolveError(SetupToolError):
+    """The solver found no set of packages that satisfies a spec on one platform."""
+
+    def __init__(self, message: str, explanation: str, hint: str | None = None) -> None:
+        self.explanation = explanation
+        super().__init__(f"{message}\n{explanation}" if explanation else message, hint)
 
 
 class LockfileMismatch(SetupToolError):

@@ -30,6 +30,11 @@ def project_root(start: Path | None = None, environ: Mapping[str, str] | None = 
     return here
 
 
+def spec_paths(root: Path, variant: Variant) -> tuple[Path, Path]:
+    """``envs/base.yml`` and the variant's overlay ``envs/<variant>.yml``, in merge order."""
+    return root / ENVS_DIR / "base.yml", root / ENVS_DIR / f"{variant.value}.yml"
+
+
 def lockfile_path(root: Path, variant: Variant) -> Path:
     """``envs/locks/<variant>.conda-lock.yml``: one conda-lock file per variant."""
     return root / LOCKS_DIR / f"{variant.value}.conda-lock.yml"

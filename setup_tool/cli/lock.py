@@ -1,0 +1,167 @@
+"""``setup-tool lock``: render ``setup_tool.lock``'s results and map them to exit codes.
+
+Progress (one line per platform solved) goes to stderr; the summary table and ``--check``'s
+verdicts go to stdout. ``--check`` exits 4 (``ExitCode.LOCK_STALE``) when a lockfile is missing
+or stale, naming the platforms and the command that refreshes them.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from setup_tool.cli.app import app, fail
+from setup_tool.errors import ExitCode
+from setup_tool.terminal import Terminal, escape
+from setup_tool.variants import SUPPORTED_SUBDIRS, Variant
+
+
+class LockVariant(str, Enum):
+    """What ``--variant`` accepts for ``lock``: one variant, or all of them."""
+
+    cuda = "cuda"
+    mps = "mps"
+    cpu = "cpu"
+    all = "all"
+
+
+Subdir = Enum("Subdir", {s.replace("-", "_"): s for s in SUPPORTED_SUBDIRS}, type=str)  # type: ignore[misc]
+
+
+@app.command()
+def lock(
+    variant: Annotated[
+        LockVariant, typer.Option("--variant", help="The variant to lock, or all of them.")
+    ] = LockVariant.all,
+    platform: Annotated[
+        list[Subdir] | None,  # type: ignore[valid-type]
+        typer.Option(
+            "--platform",
+            help="Only (re)lock this platform; repeatable. Other platforms keep their lock.",
+        ),
+    ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel",
+            help="Channel to use instead of the spec's (conda-forge): a name, a directory, or a "
+            "file:// or http(s):// URL; repeatable. Default: $SETUP_TOOL_CHANNEL.",
+        ),
+    ] = None,
+    cuda: Annotated[
+        str | None,
+        typer.Option(
+            "--cuda",
+            metavar="X.Y",
+            help="Driver CUDA version the cuda lock targets (replaces __cuda in envs/cuda.yml).",
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Solve nothing: exit 4 if a lockfile is missing or stale for its spec.",
+        ),
+    ] = False,
+) -> None:
+    """Lock envs/base.yml + envs/<variant>.yml into envs/locks/<variant>.conda-lock.yml.
+
+    Each platform is solved with its own virtual packages (__cuda for cuda only), on any machine.
+    """
+    from setup_tool.lock import check_locks, lock_variants
+    from setup_tool.paths import project_root
+
+    terminal = Terminal()
+    root = project_root()
+    variants = list(Variant) if variant is LockVariant.all else [Variant(variant.value)]
+    platforms = [p.value for p in platform] if platform else None
+
+    if check:
+        results = check_locks(root, variants, platforms=platforms, channels=channel, cuda=cuda)
+        for result in results:
+            shown = escape(_relative(result.path, root))
+            if result.up_to_date:
+                names = ", ".join(p.platform for p in result.platforms)
+                terminal.show(
+                    f"[green]✓[/] {result.variant.value}: {shown} is up to date ({names})"
+                )
+                continue
+            if result.problem == "missing":
+                why = "missing"
+            elif result.problem:
+                why = escape(result.problem)
+            else:
+                why = "stale for " + ", ".join(
+                    f"{p.platform} ({_STATE_TEXT[p.state]})"
+                    for p in result.platforms
+                    if p.state != "current"
+                )
+            terminal.show(f"[red]✗[/] {result.variant.value}: {shown} is {why}")
+            terminal.show(f"    refresh with: {escape(result.refresh)}")
+        if not all(r.up_to_date for r in results):
+            terminal.info("[dim]relocking needs the channel (conda-forge unless --channel)[/]")
+            fail(ExitCode.LOCK_STALE)
+        return
+
+    start = time.perf_counter()
+    results = lock_variants(
+        root,
+        variants,
+        platforms=platforms,
+        channels=channel,
+        cuda=cuda,
+        terminal=terminal,
+    )
+    elapsed = time.perf_counter() - start
+
+    rows = [("variant", "platform", "packages", "pytorch", "cuda-version", "lockfile")]
+    solved = 0
+    for result in results:
+        state = "written" if result.changed else "unchanged"
+        for entry in result.platforms:
+            solved += entry.solved
+            rows.append(
+                (
+                    result.variant.value,
+                    entry.platform,
+                    str(entry.packages),
+                    entry.pytorch or "-",
+                    entry.cuda_version or "-",
+                    f"{_relative(result.path, root)} ({state})"
+                    if entry.solved
+                    else "(kept as it was locked)",
+                )
+            )
+    # Plain aligned columns rather than a rich Table: nothing is cut when stdout is a pipe.
+    for i, line in enumerate(_columns(rows)):
+        terminal.show(f"[bold]{escape(line)}[/]" if i == 0 else escape(line))
+    terminal.success(
+        f"locked {len(results)} variant{'s' * (len(results) != 1)} "
+        f"({solved} platform{'s' * (solved != 1)} solved) in {elapsed:.2f} s"
+    )
+
+
+_STATE_TEXT = {
+    "stale": "spec changed since it was locked",
+    "missing": "not in the lock",
+    "extra": "no longer in the spec",
+}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,181 @@
+"""Which conda channels a lock is solved against, and whether they can be reached.
+
+Precedence is ``--channel`` (repeatable), then ``SETUP_TOOL_CHANNEL`` (comma-separated), then
+the spec's ``channels`` (conda-forge); the source is reported. An override *replaces* the spec's
+channels, as conda-lock's ``--channel`` does; it is meant for mirrors and tests. A channel is a
+name (``conda-forge``, resolved by py-rattler against ``https://conda.anaconda.org``), a
+``file://``, ``http://`` or ``https://`` URL, or a local directory (turned into a ``file://``
+URL).
+
+``probe`` checks that each channel answers before the solver is started: py-rattler's own HTTP
+client has no connect timeout, so a firewall that drops packets would otherwise hang a lock for
+minutes. The probe is one ``HEAD`` request bounded by ``PROBE_TIMEOUT_S`` per socket operation;
+only a failure to get *any* answer (DNS, refused, timeout) counts as unreachable. HTTP status
+codes and TLS problems are left for py-rattler to report, with its own proxy and TLS settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from setup_tool.errors import ChannelUnreachable, UsageError
+
+ENV_VAR = "SETUP_TOOL_CHANNEL"
+PROBE_TIMEOUT_S = 10.0
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$")
+CHANNEL_ALIAS = "https://conda.anaconda.org"
+UNREACHABLE_HINT = (
+    "check the network (or HTTPS_PROXY), or lock against a reachable mirror or a local channel "
+    "with --channel URL (or SETUP_TOOL_CHANNEL)"
+)
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The channels a lock uses, in priority order, and where that choice came from."""
+
+    urls: tuple[str, ...]
+    source: str  # "--channel", "SETUP_TOOL_CHANNEL" or the spec file that listed them
+
+    @property
+    def overridden(self) -> bool:
+        return self.source in ("--channel", ENV_VAR)
+
+    def describe(self) -> str:
+        return f"{', '.join(display(u) for u in self.urls)} (from {self.source})"
+
+
+def resolve_channels(
+    flag: Sequence[str] | None,
+    spec_channels: Sequence[str],
+    spec_source: str,
+    environ: Mapping[str, str] | None = None,
+) -> Channels:
+    """Flag, then ``SETUP_TOOL_CHANNEL``, then the spec; each entry normalized and validated."""
+    environ = os.environ if environ is None else environ
+    if flag:
+        return Channels(tuple(normalize(c, "--channel") for c in flag), "--channel")
+    if environ.get(ENV_VAR, "").strip():
+        parts = [p.strip() for p in environ[ENV_VAR].split(",") if p.strip()]
+        return Channels(tuple(normalize(c, ENV_VAR) for c in parts), ENV_VAR)
+    if not spec_channels:
+        raise UsageError(
+            f"{spec_source} lists no channels",
+            "add `channels: [conda-forge]` to envs/base.yml, or pass --channel URL",
+        )
+    return Channels(tuple(normalize(c, spec_source) for c in spec_channels), spec_source)
+
+
+def normalize(text: str, source: str) -> str:
+    """A channel as py-rattler and conda-lock take it: a name or a URL without a trailing /."""
+    text = text.strip()
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in ("http", "https", "file"):
+        return text.rstrip("/")
+    if scheme and len(scheme) > 1:
+        raise UsageError(
+            f"{source}: channel {text!r} has an unsupported scheme {scheme!r}",
+            "use a channel name, a local directory, or a file://, http:// or https:// URL",
+        )
+    path = Path(text).expanduser()
+    if text.startswith((".", "/", "~")) or path.is_dir():
+        return path.resolve().as_uri()
+    if NAME_PATTERN.match(text):
+        return text
+    raise UsageError(
+        f"{source}: {text!r} is not a channel name, directory or URL",
+        "e.g. --channel conda-forge, --channel ./channel or --channel https://mirror/conda-forge",
+    )
+
+
+def channel_url(channel: str) -> str:
+    """The URL a channel name stands for (``conda-forge`` → https://conda.anaconda.org/...)."""
+    if "://" in channel:
+        return channel
+    return f"{CHANNEL_ALIAS}/{channel}"
+
+
+def display(channel: str) -> str:
+    """A channel for messages: passwords and ``/t/<token>/`` path tokens masked."""
+    parts = urlsplit(channel)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    path = re.sub(r"/t/[^/]+", "/t/***", parts.path)
+    if not parts.scheme:
+        return channel
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+def probe(channels: Sequence[str], timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise ``ChannelUnreachable`` for the first channel that gives no answer at all."""
+    for channel in channels:
+        url = channel_url(channel)
+        scheme = urlsplit(url).scheme
+        if scheme == "file":
+            _probe_directory(channel, url)
+        else:
+            _probe_http(channel, url, timeout)
+
+
+def _probe_directory(channel: str, url: str) -> None:
+    from urllib.request import url2pathname
+
+    path = Path(url2pathname(urlsplit(url).path))
+    if not path.is_dir():
+        raise ChannelUnreachable(f"channel {display(channel)} does not exist", UNREACHABLE_HINT)
+    if not any(path.glob("*/repodata.json")):
+        raise ChannelUnreachable(
+            f"channel {display(channel)} has no repodata.json in any subdir",
+            "index it first (`rattler-index fs DIR` or `conda index DIR`), or fix the path",
+        )
+
+
+def _probe_http(channel: str, url: str, timeout: float) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/noarch/repodata.json", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered; a 404 or 403 is py-rattler's to report, with its own auth
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ssl.SSLError):
+            return  # TLS answered; py-rattler has its own certificate store and settings
+        raise ChannelUnreachable(
+            f"cannot reach channel {display(channel)}: {_reason(reason)}", UNREACHABLE_HINT
+        ) from None
+    except TimeoutError:
+        raise ChannelUnreachable(
+            f"cannot reach channel {display(channel)}: no answer within {timeout:g} s",
+            UNREACHABLE_HINT,
+        ) from None
+    except (ssl.SSLError, ConnectionError, OSError) as exc:
+        if isinstance(exc, ssl.SSLError):
+            return
+        raise ChannelUnreachable(
+            f"cannot reach channel {display(channel)}: {_reason(exc)}", UNREACHABLE_HINT
+        ) from None
+
+
+def _reason(reason: object) -> str:
+    import socket
+
+    if isinstance(reason, socket.gaierror):
+        return "its host name does not resolve (DNS)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "no answer (timed out)"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)

@@ -1,0 +1,357 @@
+"""The environment specs in ``envs/``: loading, validating and merging base.yml + <variant>.yml.
+
+A variant's spec is ``envs/base.yml`` plus its overlay ``envs/<variant>.yml``, combined the way
+conda-lock combines several ``-f`` files: a package named in both takes the overlay's spec,
+channels come from base.yml, platforms from the overlay. So ``conda-lock -f envs/base.yml -f
+envs/cuda.yml`` reads the same environment, and the content hash (``condalock.py``) is the one
+conda-lock computes. Each file is conda's environment.yml form with these keys:
+
+    name               optional, informational
+    channels           base.yml; ``--channel`` / ``SETUP_TOOL_CHANNEL`` replace them
+    dependencies       conda match specs (``pytorch=*=cuda*``); required, may be ``[]``
+    platforms          overlays only: the conda subdirs the variant is locked for
+    virtual-packages   setup-tool's own key (conda-lock ignores it): ``__cuda: "12.9"``,
+                       ``__glibc: "2.28"``, ``__osx: "14.0"``; overrides the baseline in
+                       ``setup_tool.virtual_packages`` for every platform it applies to
+
+Anything else is a ``SpecError`` naming the file and line, with the valid choices. Loading is
+pure (no solver, no network); ``load_spec`` is what ``lock``, ``lock --check`` and ``env`` call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from setup_tool.errors import SpecError, UsageError
+from setup_tool.paths import spec_paths
+from setup_tool.variants import VARIANT_PLATFORMS, Variant
+from setup_tool.virtual_packages import BASELINE, VirtualPackage, baseline
+
+SPEC_KEYS: tuple[str, ...] = ("channels", "dependencies", "name", "platforms", "virtual-packages")
+CUDA_PATTERN = re.compile(r"^\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """One parsed ``envs/*.yml`` file. ``lines`` maps each dependency to its line number."""
+
+    path: Path
+    channels: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    platforms: tuple[str, ...]
+    virtual_packages: Mapping[str, str]
+    lines: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A variant's merged spec, and the virtual packages each of its platforms is solved with.
+
+    ``dependencies`` is the merged list for display; the per-platform specs that are solved
+    and hashed come from conda-lock's parser (``condalock.lock_specification``), which also
+    applies ``# [linux]``-style selectors.
+    """
+
+    variant: Variant
+    files: tuple[Path, ...]
+    channels: tuple[str, ...]
+    platforms: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    virtual_packages: Mapping[str, tuple[VirtualPackage, ...]]
+    cuda: str | None
+
+    def virtual_packages_text(self, platform: str) -> str:
+        """``__archspec=1=x86_64 __cuda=12.9=0 ...`` for progress lines and the lock header."""
+        return " ".join(str(vp) for vp in self.virtual_packages[platform])
+
+
+def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSpec:
+    """Read, validate and merge ``envs/base.yml`` and ``envs/<variant>.yml`` under ``root``.
+
+    ``cuda`` (``--cuda X.Y``) replaces the overlay's ``__cuda``; it is an error for the
+    variants that are solved without CUDA.
+    """
+    base_path, overlay_path = spec_paths(root, variant)
+    base = read_spec_file(base_path, root=root, overlay=False, variant=variant)
+    overlay = read_spec_file(overlay_path, root=root, overlay=True, variant=variant)
+
+    if cuda is not None:
+        if not CUDA_PATTERN.match(cuda):
+            raise UsageError(
+                f"--cuda {cuda!r} is not a CUDA version", "give MAJOR.MINOR, e.g. 12.9"
+            )
+        if variant is not Variant.cuda:
+            raise UsageError(
+                f"--cuda applies to the cuda variant only, not {variant.value}",
+                f"drop --cuda, or lock with --variant cuda; {variant.value} is solved without "
+                "__cuda so that no CUDA build can enter it",
+            )
+
+    overrides = {**base.virtual_packages, **overlay.virtual_packages}
+    spec_cuda = overrides.pop("__cuda", None)
+    if spec_cuda is not None and variant is not Variant.cuda:
+        where = overlay if "__cuda" in overlay.virtual_packages else base
+        raise SpecError(
+            _relative(where.path, root),
+            f"__cuda is set, but the {variant.value} variant is solved without it",
+            line=where.lines.get("virtual-packages:__cuda"),
+            hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
+        )
+    if variant is Variant.cuda:
+        cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
+        if cuda is None:
+            raise SpecError(
+                _relative(overlay.path, root),
+                "the cuda variant needs the driver CUDA version it targets",
+                hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
+            )
+
+    packages = {
+        platform: _platform_virtual_packages(platform, overrides, cuda)
+        for platform in overlay.platforms
+    }
+    _check_overrides_apply(overlay, root)
+
+    merged: dict[str, str] = {}
+    for dep in (*base.dependencies, *overlay.dependencies):
+        merged[_package_name(dep)] = dep
+    return EnvSpec(
+        variant=variant,
+        files=(base_path, overlay_path),
+        channels=_merge_channels(base, overlay, root),
+        platforms=overlay.platforms,
+        dependencies=tuple(merged.values()),
+        virtual_packages=packages,
+        cuda=cuda,
+    )
+
+
+def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -> SpecFile:
+    """Parse and validate one spec file; every problem is a ``SpecError`` with file and line."""
+    import yaml
+
+    shown = _relative(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            shown,
+            "not found",
+            hint=f"run from the project (the folder holding envs/), or set SETUP_TOOL_PROJECT; "
+            f"envs/README.md describes {path.name}",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(shown, f"cannot be read: {exc}") from None
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(
+            shown,
+            f"malformed YAML: {problem}",
+            line=mark.line + 1 if mark else None,
+            hint="fix the YAML syntax (indentation, quotes, `- ` before each list item)",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(shown, f"malformed YAML: {exc}") from None
+
+    if document is None:
+        raise SpecError(shown, "is empty", hint="it needs at least `dependencies: []`")
+    if not isinstance(document, yaml.MappingNode):
+        raise SpecError(
+            shown,
+            "must be a mapping of keys (channels, dependencies, ...)",
+            line=document.start_mark.line + 1,
+        )
+
+    fields: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for key_node, value_node in document.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        line = key_node.start_mark.line + 1
+        if key not in SPEC_KEYS:
+            raise SpecError(
+                shown,
+                f"unknown key {key!r} (valid keys: {', '.join(SPEC_KEYS)})",
+                line=line,
+                hint="envs/README.md describes each key",
+            )
+        if key == "platforms" and not overlay:
+            raise SpecError(
+                shown,
+                "platforms belong in the variant files (cuda.yml, mps.yml, cpu.yml)",
+                line=line,
+                hint="move the list to each variant file",
+            )
+        fields[key] = value_node
+        lines[key] = line
+
+    if "dependencies" not in fields:
+        raise SpecError(shown, "has no `dependencies` list", hint="add `dependencies: []`")
+    dependencies = _string_list(fields["dependencies"], shown, "dependencies", lines)
+    for dep, line in zip(dependencies, _item_lines(fields["dependencies"]), strict=True):
+        _check_match_spec(dep, shown, line)
+        lines[f"dependency:{_package_name(dep)}"] = line
+    channels = _string_list(fields.get("channels"), shown, "channels", lines)
+    platforms = _string_list(fields.get("platforms"), shown, "platforms", lines)
+    valid_platforms = VARIANT_PLATFORMS[variant]
+    for platform, line in zip(platforms, _item_lines(fields.get("platforms")), strict=True):
+        if platform not in valid_platforms:
+            raise SpecError(
+                shown,
+                f"unknown platform {platform!r} for the {variant.value} variant "
+                f"(valid: {', '.join(valid_platforms)})",
+                line=line,
+            )
+    if overlay and not platforms:
+        raise SpecError(
+            shown,
+            "lists no platforms",
+            line=lines.get("platforms"),
+            hint=f"add `platforms: [{', '.join(valid_platforms)}]`",
+        )
+    virtual = _virtual_packages(fields.get("virtual-packages"), shown, lines)
+    return SpecFile(path, channels, dependencies, platforms, virtual, lines)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tuple[str, ...]:
+    import yaml
+
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        raise SpecError(shown, f"`{key}` must be a list", line=node.start_mark.line + 1)
+    items = []
+    for item in node.value:
+        line = item.start_mark.line + 1
+        if isinstance(item, yaml.MappingNode) and key == "dependencies":
+            names = ", ".join(str(k.value) for k, _ in item.value)
+            raise SpecError(
+                shown,
+                f"`{names}:` sub-lists are not supported (setup-tool locks conda packages only)",
+                line=line,
+                hint="use the conda-forge package instead of a pip requirement",
+            )
+        if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
+            raise SpecError(shown, f"every `{key}` entry must be a plain string", line=line)
+        items.append(str(item.value).strip())
+    return tuple(items)
+
+
+def _item_lines(node: Any) -> list[int]:
+    import yaml
+
+    if not isinstance(node, yaml.SequenceNode):
+        return []
+    return [item.start_mark.line + 1 for item in node.value]
+
+
+def _check_match_spec(text: str, shown: str, line: int) -> None:
+    from rattler import MatchSpec
+
+    try:
+        MatchSpec(text)
+    except Exception as exc:
+        raise SpecError(
+            shown,
+            f"{text!r} is not a valid conda package spec: {str(exc).splitlines()[0]}",
+            line=line,
+            hint="write `name`, `name=1.2`, `name>=1.2,<2` or `name=*=build*`",
+        ) from None
+
+
+def _package_name(spec: str) -> str:
+    """The package name of a match spec (``pytorch=*=cuda*`` → ``pytorch``)."""
+    name = re.split(r"[\s=<>!~\[]", spec.rsplit("::", maxsplit=1)[-1], maxsplit=1)[0]
+    return name.strip().lower()
+
+
+def _virtual_packages(node: Any, shown: str, lines: dict[str, int]) -> dict[str, str]:
+    import yaml
+
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError(
+            shown,
+            '`virtual-packages` must be a mapping, e.g. `__cuda: "12.9"`',
+            line=node.start_mark.line + 1,
+        )
+    known = sorted({"__cuda", *(name for table in BASELINE.values() for name in table)})
+    result = {}
+    for key_node, value_node in node.value:
+        name, line = str(key_node.value), key_node.start_mark.line + 1
+        if name not in known:
+            raise SpecError(
+                shown,
+                f"unknown virtual package {name!r} (valid: {', '.join(known)})",
+                line=line,
+            )
+        value = str(value_node.value).strip() if isinstance(value_node, yaml.ScalarNode) else ""
+        version = value.split(" ")[0]
+        if not value or not re.match(r"^\d+(\.\d+)*$", version):
+            raise SpecError(
+                shown,
+                f'{name}: {value!r} is not a version (write it quoted, e.g. "12.9")',
+                line=line,
+            )
+        result[name] = value
+        lines[f"virtual-packages:{name}"] = line
+    return result
+
+
+def _platform_virtual_packages(
+    platform: str, overrides: Mapping[str, str], cuda: str | None
+) -> tuple[VirtualPackage, ...]:
+    packages = {vp.name: vp for vp in baseline(platform, cuda=cuda)}
+    for name, value in overrides.items():
+        if name in packages:
+            version, _, build = value.partition(" ")
+            packages[name] = VirtualPackage(name, version, build or "0")
+    return tuple(sorted(packages.values()))
+
+
+def _check_overrides_apply(overlay: SpecFile, root: Path) -> None:
+    """An overlay's virtual package that none of its platforms has is a typo or a mistake.
+
+    (base.yml's apply to whichever variants have them: ``__glibc`` to cuda and cpu, not mps.)
+    """
+    for name in overlay.virtual_packages:
+        if name != "__cuda" and not any(name in BASELINE[p] for p in overlay.platforms):
+            raise SpecError(
+                _relative(overlay.path, root),
+                f"{name} does not apply to {', '.join(overlay.platforms)}",
+                line=overlay.lines.get(f"virtual-packages:{name}"),
+            )
+
+
+def _merge_channels(base: SpecFile, overlay: SpecFile, root: Path) -> tuple[str, ...]:
+    """conda-lock's rule: the longest list wins, and every other must be a suffix of it."""
+    lists = [c for c in (base.channels, overlay.channels) if c]
+    if not lists:
+        return ()
+    longest = max(lists, key=len)
+    for channels in lists:
+        if tuple(longest[-len(channels) :]) != channels:
+            raise SpecError(
+                _relative(overlay.path, root),
+                f"channels {list(overlay.channels)} do not extend base.yml's {list(base.channels)}",
+                line=overlay.lines.get("channels"),
+                hint="list extra channels before base.yml's, or drop `channels` from the overlay",
+            )
+    return longest

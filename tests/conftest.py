@@ -1,14 +1,21 @@
-"""Shared fixtures: a clean environment for every test, and a typer CLI runner."""
+"""Shared fixtures: a clean environment for every test, a typer CLI runner, and a local conda
+channel (``tests/channel.py``) with projects locked against it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from channel import LocalChannel, build_channel, serve_channel
 from typer.testing import CliRunner
 
 from setup_tool.cli import app
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +49,72 @@ class Cli:
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+# --- The local conda channel (see tests/channel.py for what it holds) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def local_channel(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
+    """A channel mimicking conda-forge's PyTorch packaging, built once per session (~0.3 s).
+
+    Shared and read-only: use ``local_channel.copy_to(tmp_path / "channel")`` to tamper with
+    a package or ``.add([...])`` a release.
+    """
+    return build_channel(tmp_path_factory.mktemp("channel") / "conda-forge-like")
+
+
+@pytest.fixture(scope="session")
+def channel_url(local_channel: LocalChannel) -> str:
+    """The local channel as a ``file://`` URL."""
+    return local_channel.url
+
+
+@pytest.fixture(scope="session")
+def http_channel_url(local_channel: LocalChannel) -> Iterator[str]:
+    """The local channel served on ``http://127.0.0.1:<port>`` for the whole session."""
+    with serve_channel(local_channel.root) as url:
+        yield url
+
+
+@pytest.fixture
+def unreachable_channel_url() -> str:
+    """An http:// channel on a 127.0.0.1 port that nothing listens on (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/conda-forge"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh project: a copy of the repository's ``envs/*.yml`` specs, without locks."""
+    root = tmp_path / "project"
+    (root / "envs").mkdir(parents=True)
+    for spec in (REPO_ROOT / "envs").glob("*.yml"):
+        shutil.copy2(spec, root / "envs" / spec.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def locked_project(tmp_path_factory: pytest.TempPathFactory, channel_url: str) -> Path:
+    """A project whose cuda, mps and cpu variants are locked against the local channel.
+
+    ``envs/locks/<variant>.conda-lock.yml`` hold ``file://`` URLs into ``local_channel``.
+    Shared and read-only: copy it (``shutil.copytree``) to change it.
+    """
+    from setup_tool.lock import lock_variants
+    from setup_tool.variants import Variant
+
+    root = tmp_path_factory.mktemp("locked") / "project"
+    (root / "envs").mkdir(parents=True)
+    for spec in (REPO_ROOT / "envs").glob("*.yml"):
+        shutil.copy2(spec, root / "envs" / spec.name)
+    lock_variants(
+        root,
+        list(Variant),
+        channels=[channel_url],
+        environ={},
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
+    return root

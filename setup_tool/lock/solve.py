@@ -141,7 +141,9 @@ def trim_explanation(text: str, max_lines: int = EXPLANATION_MAX_LINES) -> str:
     def depth(line: str) -> int:
         return len(line) - len(line.lstrip(" │├└─"))
 
-    keep: set[int] = {0}
+    # The root and its direct children (the requests that clash) always stay.
+    top = min((depth(line) for line in lines[1:]), default=0)
+    keep: set[int] = {0} | {i for i, line in enumerate(lines) if i and depth(line) == top}
     for i, line in enumerate(lines):
         if not _CONFLICT.search(line):
             continue
@@ -151,7 +153,7 @@ def trim_explanation(text: str, max_lines: int = EXPLANATION_MAX_LINES) -> str:
             if depth(lines[j]) < level:
                 keep.add(j)
                 level = depth(lines[j])
-    if len(keep) == 1 and len(lines) > 1:  # no line named the conflict: keep the top of the tree
+    if not any(_CONFLICT.search(line) for line in lines):  # keep the top of the tree instead
         keep = set(range(min(len(lines), max_lines)))
     kept = [lines[i] for i in sorted(keep)]
     cut = len(kept) - max_lines

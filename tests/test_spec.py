@@ -1,0 +1,197 @@
+"""The envs/*.yml specs: the repository's own files, merging, and every kind of bad input."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from setup_tool.errors import SpecError, UsageError
+from setup_tool.lock import load_spec
+from setup_tool.variants import VARIANT_PLATFORMS, Variant
+from setup_tool.virtual_packages import VirtualPackage
+
+
+def write(project: Path, name: str, text: str) -> Path:
+    path = project / "envs" / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+@pytest.mark.parametrize("variant", list(Variant), ids=lambda v: v.value)
+def test_repository_specs_load(project: Path, variant: Variant) -> None:
+    spec = load_spec(project, variant)
+    assert spec.platforms == VARIANT_PLATFORMS[variant]
+    assert spec.channels == ("conda-forge",)
+    names = {d.split("=")[0] for d in spec.dependencies}
+    assert {"python", "pytorch", "torchvision", "numpy", "matplotlib-base"} <= names
+
+
+def test_overlay_replaces_base_spec_of_the_same_package(project: Path) -> None:
+    spec = load_spec(project, Variant.cuda)
+    assert "pytorch=*=cuda*" in spec.dependencies
+    assert "pytorch" not in spec.dependencies
+    assert "pytorch-gpu" in spec.dependencies
+
+
+def test_cuda_gets_cuda_virtual_package_and_cpu_none(project: Path) -> None:
+    cuda = load_spec(project, Variant.cuda)
+    cpu = load_spec(project, Variant.cpu)
+    for platform in cuda.platforms:
+        assert VirtualPackage("__cuda", "12.9") in cuda.virtual_packages[platform]
+    for platform in cpu.platforms:
+        assert not any(vp.name == "__cuda" for vp in cpu.virtual_packages[platform])
+    # The solve never sees the locking machine: linux gets the glibc baseline, osx the MPS macOS.
+    assert VirtualPackage("__glibc", "2.28") in cpu.virtual_packages["linux-64"]
+    assert VirtualPackage("__osx", "14.0") in cpu.virtual_packages["osx-arm64"]
+
+
+def test_cuda_flag_replaces_spec_cuda(project: Path) -> None:
+    spec = load_spec(project, Variant.cuda, cuda="13.0")
+    assert spec.cuda == "13.0"
+    assert VirtualPackage("__cuda", "13.0") in spec.virtual_packages["linux-64"]
+
+
+@pytest.mark.parametrize("value", ["13", "twelve", "12.9.1"])
+def test_cuda_flag_must_be_major_minor(project: Path, value: str) -> None:
+    with pytest.raises(UsageError, match="not a CUDA version"):
+        load_spec(project, Variant.cuda, cuda=value)
+
+
+def test_cuda_flag_is_refused_for_cpu(project: Path) -> None:
+    with pytest.raises(UsageError, match="cuda variant only"):
+        load_spec(project, Variant.cpu, cuda="12.9")
+
+
+def test_base_virtual_packages_apply_where_they_exist(project: Path) -> None:
+    base = (project / "envs" / "base.yml").read_text()
+    write(project, "base.yml", base + 'virtual-packages:\n  __glibc: "2.34"\n')
+    assert (
+        VirtualPackage("__glibc", "2.34")
+        in load_spec(project, Variant.cpu).virtual_packages["linux-aarch64"]
+    )
+    mps = load_spec(project, Variant.mps)  # no __glibc on osx-arm64: ignored there, not an error
+    assert not any(vp.name == "__glibc" for vp in mps.virtual_packages["osx-arm64"])
+
+
+def test_malformed_yaml_names_file_and_line(project: Path) -> None:
+    write(
+        project,
+        "cuda.yml",
+        """
+        platforms:
+          - linux-64
+        dependencies:
+          - pytorch=*=cuda*
+         - pytorch-gpu
+        """,
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(project, Variant.cuda)
+    assert info.value.location == "envs/cuda.yml:5"
+    assert "malformed YAML" in str(info.value)
+
+
+def test_unknown_key_lists_valid_keys(project: Path) -> None:
+    write(project, "cpu.yml", "platforms: [linux-64]\ndependencies: []\nvariables:\n  A: 1\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(project, Variant.cpu)
+    message = str(info.value)
+    assert message.startswith("envs/cpu.yml:3: unknown key 'variables'")
+    assert "valid keys: channels, dependencies, name, platforms, virtual-packages" in message
+    assert "\n" not in message
+
+
+def test_unknown_platform_lists_valid_choices(project: Path) -> None:
+    write(project, "cuda.yml", "platforms:\n  - linux-64\n  - osx-arm64\ndependencies: []\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(project, Variant.cuda)
+    assert str(info.value) == (
+        "envs/cuda.yml:3: unknown platform 'osx-arm64' for the cuda variant "
+        "(valid: linux-64, linux-aarch64)"
+    )
+
+
+def test_unknown_virtual_package_lists_valid_names(project: Path) -> None:
+    write(
+        project,
+        "mps.yml",
+        'platforms: [osx-arm64]\ndependencies: []\nvirtual-packages:\n  __gpu: "1"\n',
+    )
+    with pytest.raises(
+        SpecError, match=r"mps.yml:4: unknown virtual package '__gpu' \(valid: __arch"
+    ):
+        load_spec(project, Variant.mps)
+
+
+def test_virtual_package_version_must_be_a_version(project: Path) -> None:
+    write(
+        project,
+        "cuda.yml",
+        "platforms: [linux-64]\ndependencies: []\nvirtual-packages:\n  __cuda: latest\n",
+    )
+    with pytest.raises(SpecError, match=r"cuda\.yml:4: __cuda: 'latest' is not a version"):
+        load_spec(project, Variant.cuda)
+
+
+def test_cuda_in_cpu_spec_is_refused(project: Path) -> None:
+    write(
+        project,
+        "cpu.yml",
+        'platforms: [linux-64]\ndependencies: []\nvirtual-packages:\n  __cuda: "12.9"\n',
+    )
+    with pytest.raises(SpecError, match=r"cpu\.yml:4: __cuda is set, but the cpu variant"):
+        load_spec(project, Variant.cpu)
+
+
+def test_cuda_variant_without_cuda_needs_flag(project: Path) -> None:
+    write(project, "cuda.yml", "platforms: [linux-64]\ndependencies: []\n")
+    with pytest.raises(SpecError, match="needs the driver CUDA version"):
+        load_spec(project, Variant.cuda)
+    assert load_spec(project, Variant.cuda, cuda="12.9").cuda == "12.9"
+
+
+def test_platforms_in_base_are_refused(project: Path) -> None:
+    base = (project / "envs" / "base.yml").read_text()
+    write(project, "base.yml", base + "platforms: [linux-64]\n")
+    with pytest.raises(SpecError, match="platforms belong in the variant files"):
+        load_spec(project, Variant.cpu)
+
+
+def test_pip_section_is_refused_with_line(project: Path) -> None:
+    base = (project / "envs" / "base.yml").read_text()
+    write(project, "base.yml", base + "  - pip:\n      - requests\n")
+    with pytest.raises(SpecError, match=r"base.yml:\d+: `pip:` sub-lists are not supported"):
+        load_spec(project, Variant.cpu)
+
+
+def test_invalid_match_spec_is_refused_with_line(project: Path) -> None:
+    write(project, "cpu.yml", "platforms: [linux-64]\ndependencies:\n  - pytorch >=>2\n")
+    with pytest.raises(SpecError, match=r"cpu\.yml:3: 'pytorch >=>2' is not a valid conda package"):
+        load_spec(project, Variant.cpu)
+
+
+def test_missing_overlay_says_where_to_run(project: Path) -> None:
+    (project / "envs" / "mps.yml").unlink()
+    with pytest.raises(SpecError, match=r"^envs/mps.yml: not found") as info:
+        load_spec(project, Variant.mps)
+    assert "SETUP_TOOL_PROJECT" in (info.value.hint or "")
+
+
+def test_overlay_needs_platforms(project: Path) -> None:
+    write(project, "cpu.yml", "dependencies: []\n")
+    with pytest.raises(SpecError, match="lists no platforms"):
+        load_spec(project, Variant.cpu)
+
+
+def test_overlay_channels_must_extend_base(project: Path) -> None:
+    write(project, "cpu.yml", "channels: [bioconda]\nplatforms: [linux-64]\ndependencies: []\n")
+    with pytest.raises(SpecError, match=r"do not extend base\.yml's"):
+        load_spec(project, Variant.cpu)
+    write(
+        project,
+        "cpu.yml",
+        "channels: [mine, conda-forge]\nplatforms: [linux-64]\ndependencies: []\n",
+    )
+    assert load_spec(project, Variant.cpu).channels == ("mine", "conda-forge")

@@ -191,7 +191,7 @@ def read_nvidia_smi(
     def remaining() -> float:
         return max(0.1, deadline - time.monotonic())
 
-    fields = SMI_QUERY_FIELDS
+    fields: tuple[str, ...] = SMI_QUERY_FIELDS
     result = _query(runner, fields, remaining())
     if not result.ok and result.error is None and "compute_cap" in (result.stdout + result.stderr):
         fields = SMI_QUERY_FIELDS_OLD

@@ -203,8 +203,8 @@ def _detect_variant(
         if subdir != "osx-arm64":
             return _Choice(
                 None,
-                f"{subdir} (Intel Mac): no variant is locked for it and PyTorch has no GPU "
-                f"support there; add osx-64 to envs/cpu.yml's platforms for a CPU build",
+                f"{subdir} (Intel Mac) is not a platform setup-tool locks: PyTorch has no GPU "
+                f"support there (conda-forge still builds CPU PyTorch for osx-64)",
             )
         if platform.macos_version and Version(platform.macos_version) < Version(MPS_MIN_MACOS):
             return _Choice(

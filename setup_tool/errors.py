@@ -8,6 +8,7 @@ stderr and exits with ``exit_code``. Anything else that escapes is a bug and kee
     ├── UsageError                      exit 2   bad flag, env var or file content
     ├── UnsupportedPlatform             exit 3   no variant fits this OS / architecture
     ├── ChannelUnreachable              exit 1   conda channel cannot be read
+    ├── LockfileInvalid                 exit 1   a lockfile is missing, truncated or malformed
     ├── LockfileMismatch                exit 5   the lock does not fit this machine
     ├── HashMismatch                    exit 7   a package's sha256 differs from the lock
     └── CommandFailed                   exit 1   an external command failed (argv, code, stderr)
@@ -61,6 +62,10 @@ class UnsupportedPlatform(SetupToolError):
 
 class ChannelUnreachable(SetupToolError):
     """A conda channel (conda-forge or the ``--channel`` given) could not be read."""
+
+
+class LockfileInvalid(SetupToolError):
+    """A lockfile is missing, truncated, or not a conda-lock file."""
 
 
 class LockfileMismatch(SetupToolError):

@@ -27,9 +27,10 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 env: $(STAMP) ## Detect this machine, lock if needed, install the environment, check it
 	$(BIN)/setup-tool detect
 
-test: $(TEST_STAMP) ## Lint (ruff) and run the tests (pytest)
+test: $(TEST_STAMP) ## Lint (ruff, mypy) and run the tests (pytest)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP) ## Lint and type-check only

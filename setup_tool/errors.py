@@ -10,6 +10,7 @@ stderr and exits with ``exit_code``. Anything else that escapes is a bug and kee
     ├── UnsupportedPlatform             exit 3   no variant fits this OS / architecture
     ├── ChannelUnreachable              exit 1   conda channel cannot be read
     ├── SolveError                      exit 1   a spec cannot be satisfied (solver's reasons)
+    ├── LockfileInvalid                 exit 1   a lockfile is missing, truncated or malformed
     ├── LockfileMismatch                exit 5   the lock does not fit this machine
     ├── HashMismatch                    exit 7   a package's sha256 differs from the lock
     └── CommandFailed                   exit 1   an external command failed (argv, code, stderr)
@@ -87,6 +88,10 @@ class SolveError(SetupToolError):
     def __init__(self, message: str, explanation: str, hint: str | None = None) -> None:
         self.explanation = explanation
         super().__init__(f"{message}\n{explanation}" if explanation else message, hint)
+
+
+class LockfileInvalid(SetupToolError):
+    """A lockfile is missing, truncated, or not a conda-lock file."""
 
 
 class LockfileMismatch(SetupToolError):

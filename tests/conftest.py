@@ -51,6 +51,30 @@ def cli() -> Cli:
     return Cli()
 
 
+_session_status = {"code": 0}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _session_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter finalization once py-rattler was used in-process.
+
+    py-rattler 0.28's native threads can crash a finalizing interpreter (SIGSEGV or
+    "PyGILState_Release ... finalizing", seen in up to half of the runs with pytest's
+    faulthandler on), which would turn a green run into exit code 139. Same reason as
+    ``setup_tool.cli.main``: everything is reported and flushed by now.
+    """
+    import sys
+
+    if "rattler" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session_status["code"])
+
+
 # --- The local conda channel (see tests/channel.py for what it holds) ---------------------------
 
 

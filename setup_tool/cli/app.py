@@ -9,13 +9,34 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from setup_tool import __version__
 from setup_tool.errors import ExitCode, SetupToolError
 from setup_tool.terminal import Terminal, escape
+
+
+def _click_usage_errors() -> tuple[type[Exception], ...]:
+    """Click's UsageError class(es). Typer 0.26+ vendors click as ``typer._click`` (no public
+    name for its exceptions); older typer uses the ``click`` package. Accept either."""
+    found: list[type[Exception]] = []
+    try:
+        from typer._click.exceptions import UsageError as VendoredUsageError
+
+        found.append(VendoredUsageError)
+    except ImportError:
+        pass
+    try:
+        from click import UsageError as ClickUsageError
+
+        found.append(ClickUsageError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _click_usage_errors()
 
 
 class _Group(TyperGroup):
@@ -25,15 +46,18 @@ class _Group(TyperGroup):
     multi-line boxed usage errors become one line that names the fix.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except SetupToolError as exc:
             Terminal().error(escape(exc.message), escape(exc.hint) if exc.hint else None)
             raise typer.Exit(int(exc.exit_code)) from None
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "setup-tool"
-            Terminal().error(escape(exc.format_message()), f"see `{command} --help`")
+        except _USAGE_ERRORS as exc:
+            usage_ctx = getattr(exc, "ctx", None)
+            command = usage_ctx.command_path if usage_ctx else "setup-tool"
+            # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
+            message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+            Terminal().error(escape(message), f"see `{command} --help`")
             raise typer.Exit(int(ExitCode.USAGE)) from None
 
 

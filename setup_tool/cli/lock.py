@@ -17,7 +17,7 @@ import typer
 from setup_tool.cli.app import app, fail
 from setup_tool.errors import ExitCode
 from setup_tool.terminal import Terminal, escape
-from setup_tool.variants import SUPPORTED_SUBDIRS, Variant
+from setup_tool.variants import Variant
 
 
 class LockVariant(str, Enum):
@@ -29,7 +29,12 @@ class LockVariant(str, Enum):
     all = "all"
 
 
-Subdir = Enum("Subdir", {s.replace("-", "_"): s for s in SUPPORTED_SUBDIRS}, type=str)  # type: ignore[misc]
+class Subdir(str, Enum):
+    """What ``--platform`` accepts: ``setup_tool.variants.SUPPORTED_SUBDIRS``."""
+
+    linux_64 = "linux-64"
+    linux_aarch64 = "linux-aarch64"
+    osx_arm64 = "osx-arm64"
 
 
 @app.command()
@@ -38,7 +43,7 @@ def lock(
         LockVariant, typer.Option("--variant", help="The variant to lock, or all of them.")
     ] = LockVariant.all,
     platform: Annotated[
-        list[Subdir] | None,  # type: ignore[valid-type]
+        list[Subdir] | None,
         typer.Option(
             "--platform",
             help="Only (re)lock this platform; repeatable. Other platforms keep their lock.",
@@ -81,8 +86,8 @@ def lock(
     platforms = [p.value for p in platform] if platform else None
 
     if check:
-        results = check_locks(root, variants, platforms=platforms, channels=channel, cuda=cuda)
-        for result in results:
+        checks = check_locks(root, variants, platforms=platforms, channels=channel, cuda=cuda)
+        for result in checks:
             shown = escape(_relative(result.path, root))
             if result.up_to_date:
                 names = ", ".join(p.platform for p in result.platforms)
@@ -102,7 +107,7 @@ def lock(
                 )
             terminal.show(f"[red]✗[/] {result.variant.value}: {shown} is {why}")
             terminal.show(f"    refresh with: {escape(result.refresh)}")
-        if not all(r.up_to_date for r in results):
+        if not all(r.up_to_date for r in checks):
             terminal.info("[dim]relocking needs the channel (conda-forge unless --channel)[/]")
             fail(ExitCode.LOCK_STALE)
         return
@@ -118,20 +123,22 @@ def lock(
     )
     elapsed = time.perf_counter() - start
 
-    rows = [("variant", "platform", "packages", "pytorch", "cuda-version", "lockfile")]
+    rows: list[tuple[str, ...]] = [
+        ("variant", "platform", "packages", "pytorch", "cuda-version", "lockfile")
+    ]
     solved = 0
-    for result in results:
-        state = "written" if result.changed else "unchanged"
-        for entry in result.platforms:
+    for locked in results:
+        state = "written" if locked.changed else "unchanged"
+        for entry in locked.platforms:
             solved += entry.solved
             rows.append(
                 (
-                    result.variant.value,
+                    locked.variant.value,
                     entry.platform,
                     str(entry.packages),
                     entry.pytorch or "-",
                     entry.cuda_version or "-",
-                    f"{_relative(result.path, root)} ({state})"
+                    f"{_relative(locked.path, root)} ({state})"
                     if entry.solved
                     else "(kept as it was locked)",
                 )

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from setup_tool.errors import SetupToolError, SpecError
+from setup_tool.errors import LockfileInvalid, SetupToolError, SpecError
 from setup_tool.lock.spec import EnvSpec
 from setup_tool.virtual_packages import VirtualPackage
 
@@ -194,7 +194,7 @@ def render(lockfile: Any, header: str) -> bytes:
 
 
 def read_lockfile(path: Path) -> Any:
-    """``parse_conda_lock_file(path)``; an unreadable file raises ``SetupToolError``."""
+    """``parse_conda_lock_file(path)``; an unreadable file raises ``LockfileInvalid``."""
     from conda_lock.lockfile import parse_conda_lock_file
 
     try:
@@ -203,7 +203,7 @@ def read_lockfile(path: Path) -> Any:
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SetupToolError(
+        raise LockfileInvalid(
             f"{path} is not a readable conda-lock file: {first}",
             "relock it: setup-tool lock (it is overwritten only after a successful solve)",
         ) from None

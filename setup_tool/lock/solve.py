@@ -105,11 +105,12 @@ async def _solve_one(request: SolveRequest, channels: Channels, gateway: Any) ->
     from rattler.exceptions import SolverError
 
     start = time.perf_counter()
+    platforms: list[Any] = [request.platform, "noarch"]  # py-rattler types them as Literals
     try:
         records = await rattler.solve(
             sources=list(channels.urls),
             specs=[rattler.MatchSpec(s) for s in request.specs],
-            platforms=[request.platform, "noarch"],
+            platforms=platforms,
             virtual_packages=[vp.to_rattler() for vp in request.virtual_packages],
             gateway=gateway,
         )

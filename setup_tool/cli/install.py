@@ -1,0 +1,244 @@
+"""``setup-tool install``: the locked environment for this machine, and how to use it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as RichProgressBar
+
+from setup_tool.cli.app import app
+from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
+from setup_tool.errors import UnsupportedPlatform
+from setup_tool.install.progress import Progress
+from setup_tool.terminal import Terminal, escape
+
+if TYPE_CHECKING:
+    from setup_tool.detect import Detection
+    from setup_tool.install import InstallRequest, InstallResult
+    from setup_tool.install.lockread import LockedPackage
+
+
+LockfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--lockfile",
+        help="conda-lock file to install (default: envs/locks/<variant>.conda-lock.yml).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def install(
+    variant: VariantOption = None,
+    lockfile: LockfileOption = None,
+    prefix: PrefixOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan (add, remove, keep, download size).")
+    ] = False,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category", help="Lock categories to install (repeatable).", show_default="main"
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Install the locked environment for this machine: hash-verified, atomic, idempotent.
+
+    The lock must contain this machine's platform and fit it (a CUDA build needs a driver
+    for its CUDA version) before anything is downloaded. Every package's sha256 is checked
+    before it is linked; the environment at the prefix changes in one atomic step, so an
+    interrupted install leaves the previous one working. Packages are cached in
+    SETUP_TOOL_CACHE (default: the user cache directory).
+    """
+    from setup_tool.detect import detect, overrides_from
+    from setup_tool.install import install as run_install
+
+    terminal = Terminal(quiet=json_output)
+    detection = detect(overrides_from(variant, os.environ), os.environ)
+    request = install_request(
+        detection,
+        lockfile=lockfile,
+        prefix=prefix,
+        categories=tuple(category or ("main",)),
+        dry_run=dry_run,
+    )
+    for warning in detection.target.warnings:
+        terminal.warn(escape(warning))
+    result = run_install(request, RichInstallProgress(terminal))
+    if json_output:
+        terminal.json(result.to_json())
+    else:
+        render_install(terminal, result)
+
+
+def install_request(
+    detection: Detection,
+    *,
+    lockfile: Path | None,
+    prefix: Path | None,
+    categories: tuple[str, ...] = ("main",),
+    dry_run: bool = False,
+) -> InstallRequest:
+    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
+    from setup_tool.install import InstallRequest, MachineFacts
+    from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
+
+    target, platform = detection.target, detection.platform
+    root = project_root()
+    if target.variant is None and (lockfile is None or prefix is None):
+        raise UnsupportedPlatform(
+            f"no variant supports this machine: {target.reason}",
+            "pass --variant, or both --lockfile and --prefix, to install anyway",
+        )
+    refresh = ""
+    if target.variant is not None:
+        refresh = f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
+        lockfile = lockfile or lockfile_path(root, target.variant)
+        prefix = prefix or default_prefix(root, target.variant)
+    assert lockfile is not None and prefix is not None
+    environ = os.environ
+    machine = MachineFacts(
+        driver_cuda=target.driver_cuda,
+        driver_version=platform.nvidia.driver_version if platform.nvidia else None,
+        glibc=environ.get("CONDA_OVERRIDE_GLIBC") or platform.glibc_version,
+        macos=environ.get("CONDA_OVERRIDE_OSX") or platform.macos_version,
+    )
+    return InstallRequest(
+        lockfile=lockfile,
+        prefix=prefix,
+        platform=target.subdir,
+        machine=machine,
+        cache_root=cache_dir(),
+        categories=categories,
+        dry_run=dry_run,
+        refresh_hint=refresh,
+    )
+
+
+def render_install(terminal: Terminal, result: InstallResult) -> None:
+    """The outcome in a few lines, then how to use the environment."""
+    plan = result.plan
+    where = escape(str(result.prefix))
+    if result.status == "dry-run":
+        terminal.show(
+            f"[bold]Plan for {where}[/] ({escape(result.platform)}, dry run: nothing written)"
+        )
+        for package in plan.add:
+            terminal.show(f"  [green]+ {escape(package.spec)}[/]")
+        for change in plan.change:
+            terminal.show(
+                f"  [yellow]~ {escape(change.name)} {escape(change.old)} → {escape(change.new)}[/]"
+            )
+        for name in plan.remove:
+            terminal.show(f"  [red]- {escape(name)}[/]")
+        size = "unknown size" if plan.download_bytes is None else _size(plan.download_bytes)
+        terminal.show(
+            f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
+            f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
+            f"({size})"
+        )
+        return
+    if result.status == "up-to-date":
+        terminal.success(
+            f"{where} is up to date with {escape(result.lockfile.name)} ({result.seconds:.2f} s)"
+        )
+    else:
+        terminal.success(
+            f"installed {len(plan.add) + len(plan.change) + len(plan.keep)} packages into {where} "
+            f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
+            f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
+        )
+    terminal.show(
+        f"Use it: [bold]conda activate {where}[/] (or micromamba/mamba activate), "
+        f"or run its Python directly: [bold]{escape(str(result.python))}[/]"
+    )
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024  # type: ignore[assignment]
+    return f"{nbytes} B"
+
+
+class RichInstallProgress(Progress):
+    """Install progress: a download bar (bytes) and a link bar (packages); plain lines off a TTY."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+        self._bar: RichProgressBar | None = None
+
+    def step(self, message: str) -> None:
+        self.terminal.step(escape(message))
+
+    def downloads(self, count: int) -> _DownloadBar | None:
+        if self.terminal.quiet or not self.terminal.interactive:
+            return None
+        self._bar = RichProgressBar(
+            TextColumn("  download"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.terminal.err,
+            transient=True,
+        )
+        self._bar.start()
+        return _DownloadBar(self._bar)
+
+    def linking(self, count: int) -> Callable[[], None] | None:
+        if self.terminal.quiet or not self.terminal.interactive:
+            return None
+        self._bar = RichProgressBar(
+            TextColumn("  link"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.terminal.err,
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("link", total=count)
+        bar = self._bar
+        return lambda: bar.advance(task)
+
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class _DownloadBar:
+    """A thread-safe DownloadReporter over one rich task whose total grows as sizes are learnt."""
+
+    def __init__(self, bar: RichProgressBar) -> None:
+        self.bar = bar
+        self.task = bar.add_task("download", total=0)
+        self.lock = threading.Lock()
+        self.total = 0
+
+    def add_total(self, nbytes: int) -> None:
+        with self.lock:
+            self.total += nbytes
+            self.bar.update(self.task, total=self.total)
+
+    def advance(self, nbytes: int) -> None:
+        self.bar.advance(self.task, nbytes)
+
+    def package_done(self, package: LockedPackage, cached: bool) -> None:
+        pass

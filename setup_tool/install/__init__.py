@@ -1,0 +1,290 @@
+"""``setup-tool install``: a conda-lock file → a verified, atomic environment at a prefix.
+
+    read lock (lockread.py) ─► machine check (compat.py) ─► plan (plan.py)
+      ─► fetch + sha256 (download.py) ─► link into staging (link.py)
+      ─► state file, atomic swap (prefix.py)
+
+Nothing is downloaded before the machine check passes, nothing is linked before every
+package's hash matches, and the live prefix only ever changes by one atomic swap. The same
+lock into the same prefix is a no-op ("up to date"). ``prefix.py`` documents the design.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from setup_tool import __version__
+from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
+from setup_tool.install import prefix as prefixes
+from setup_tool.install.compat import MachineFacts, check_machine
+from setup_tool.install.download import PackageCache, download_sizes, fetch_all
+from setup_tool.install.lockread import LockedPlatform, read_locked_platform
+from setup_tool.install.plan import Plan, make_plan
+from setup_tool.install.progress import Progress
+from setup_tool.interpreter import prefix_python
+
+__all__ = ["InstallRequest", "InstallResult", "MachineFacts", "install"]
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    lockfile: Path
+    prefix: Path
+    platform: str  # this machine's conda subdir
+    machine: MachineFacts
+    cache_root: Path
+    categories: tuple[str, ...] = ("main",)
+    dry_run: bool = False
+    refresh_hint: str = ""  # how to re-create the lockfile, for error hints
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    status: str  # "installed", "up-to-date", "dry-run"
+    prefix: Path
+    lockfile: Path
+    platform: str
+    plan: Plan
+    python: Path
+    seconds: float
+    downloaded: int = 0
+    reused: int = 0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "prefix": str(self.prefix),
+            "lockfile": str(self.lockfile),
+            "platform": self.platform,
+            "python": str(self.python),
+            "plan": self.plan.to_json(),
+            "downloaded": self.downloaded,
+            "reused_from_cache": self.reused,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def install(request: InstallRequest, progress: Progress | None = None) -> InstallResult:
+    """Install the lock's packages for ``request.platform`` at ``request.prefix``."""
+    progress = progress or Progress()
+    started = time.monotonic()
+    if not request.dry_run and (fast := _unchanged(request, started)) is not None:
+        return fast
+    locked = read_locked_platform(
+        request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
+    )
+    _refuse_mismatch(locked, request.machine)
+    prefix = request.prefix.absolute()
+    cache = PackageCache(request.cache_root)
+
+    if request.dry_run:
+        if prefixes.is_foreign(prefix):
+            raise _foreign(prefix)
+        state = prefixes.read_state(prefix)
+        missing = [p for p in locked.packages if not cache.has(p)]
+        plan = make_plan(locked, state, cache, sizes=download_sizes(missing))
+        return _result("dry-run", request, prefix, plan, started)
+
+    _check_writable(prefix)
+    with prefixes.prefix_lock(prefix, on_wait=progress.step):
+        prefixes.recover(prefix, log=progress.step)
+        if prefixes.is_foreign(prefix):
+            raise _foreign(prefix)
+        plan = make_plan(locked, prefixes.read_state(prefix), cache)
+        if plan.up_to_date:
+            # Same packages from a lockfile whose bytes changed (relocked, reformatted):
+            # record it, so the next run takes the fast path.
+            prefixes.write_state(prefix, _state(locked, request))
+            return _result("up-to-date", request, prefix, plan, started)
+        try:
+            fetched = _fetch(locked, cache, progress)
+            _crash_point("after-fetch")
+            _build_and_swap(fetched, locked, request, prefix, progress)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise SetupToolError(
+                    f"no space left on the device while installing into {prefix}; the previous "
+                    f"environment is unchanged",
+                    "free some space (the package cache is in "
+                    f"{request.cache_root}; move it with SETUP_TOOL_CACHE) and run again",
+                ) from None
+            raise
+        downloaded = sum(1 for f in fetched if not f.cached)
+        return _result(
+            "installed", request, prefix, plan, started, downloaded, len(fetched) - downloaded
+        )
+
+
+def _lockfile_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
+    """The no-op fast path: the prefix was installed from this very lockfile (same bytes,
+    platform and categories) and no interrupted install left anything behind. Skips parsing
+    the lock (importing conda-lock alone takes ~0.5 s), so "up to date" stays well under 1 s.
+    """
+    prefix = request.prefix.absolute()
+    state = prefixes.read_state(prefix)
+    if (
+        state is None
+        or state.get("lockfile_sha256") != _lockfile_digest(request.lockfile)
+        or state.get("platform") != request.platform
+        or state.get("categories") != sorted(request.categories)
+        or prefixes.has_leftovers(prefix)
+    ):
+        return None
+    names = tuple(sorted(p["name"] for p in state.get("packages", [])))
+    plan = Plan(add=(), remove=(), change=(), keep=names, to_download=())
+    return _result("up-to-date", request, prefix, plan, started)
+
+
+def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
+    problems = check_machine(locked, machine)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LockfileMismatch(
+            f"{locked.path.name} does not fit this machine: {problems[0].reason}{more}",
+            problems[0].fix,
+        )
+
+
+def _check_writable(prefix: Path) -> None:
+    parent = prefix.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK) or not existing.is_dir():
+        raise SetupToolError(
+            f"cannot create the environment at {prefix}: {existing or parent} is not writable",
+            "choose a --prefix in a directory you can write to",
+        )
+
+
+def _foreign(prefix: Path) -> UsageError:
+    return UsageError(
+        f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
+        "choose another --prefix, or remove that directory yourself if it is not needed",
+    )
+
+
+def _fetch(locked: LockedPlatform, cache: PackageCache, progress: Progress) -> list[Any]:
+    progress.step(f"fetching and verifying {len(locked.packages)} packages")
+    try:
+        return fetch_all(locked.packages, cache, progress.downloads(len(locked.packages)))
+    finally:
+        progress.done()
+
+
+def _build_and_swap(
+    fetched: Sequence[Any],
+    locked: LockedPlatform,
+    request: InstallRequest,
+    prefix: Path,
+    progress: Progress,
+) -> None:
+    from setup_tool.install.link import link
+
+    staging = prefixes.staging_dir(prefix)
+    progress.step(f"linking {len(fetched)} packages")
+    on_linked = progress.linking(len(fetched))
+
+    def linked_one() -> None:
+        if on_linked is not None:
+            on_linked()
+        _crash_point("mid-link")
+
+    try:
+        try:
+            link(
+                fetched,
+                staging=staging,
+                final_prefix=prefix,
+                platform=locked.platform,
+                cache_dir=request.cache_root / "rattler",
+                on_linked=linked_one,
+            )
+        finally:
+            progress.done()
+        _crash_point("after-link")
+        prefixes.write_state(staging, _state(locked, request))
+        _crash_point("before-swap")
+        prefixes.swap_into_place(staging, prefix)
+        _crash_point("after-swap")
+    except Exception as exc:
+        if type(exc).__module__.startswith("rattler"):
+            raise SetupToolError(
+                f"linking the environment failed: {exc}; the previous environment is unchanged",
+                "run again; if it persists, clear the package cache "
+                f"({request.cache_root}) and report the error",
+            ) from None
+        raise
+    finally:
+        # After a swap this is the old environment; after a failure, the partial new one.
+        prefixes.remove_tree(staging)
+
+
+def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
+    return {
+        "lockfile": str(request.lockfile.absolute()),
+        "lockfile_sha256": _lockfile_digest(request.lockfile),
+        "platform": locked.platform,
+        "categories": sorted(request.categories),
+        "content_hash": locked.content_hash,
+        "packages_hash": locked.packages_hash,
+        "packages": [
+            {
+                "name": p.name,
+                "version": p.version,
+                "build": p.build,
+                "sha256": p.sha256,
+                "url": p.url,
+            }
+            for p in sorted(locked.packages, key=lambda p: p.name)
+        ],
+        "installed_by": f"setup-tool {__version__}",
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _result(
+    status: str,
+    request: InstallRequest,
+    prefix: Path,
+    plan: Plan,
+    started: float,
+    downloaded: int = 0,
+    reused: int = 0,
+) -> InstallResult:
+    return InstallResult(
+        status=status,
+        prefix=prefix,
+        lockfile=request.lockfile,
+        platform=request.platform,
+        plan=plan,
+        python=prefix_python(prefix),
+        seconds=time.monotonic() - started,
+        downloaded=downloaded,
+        reused=reused,
+    )
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash-safety tests: SIGKILL this process at a named point.
+
+    ``SETUP_TOOL_TEST_CRASH_AT=<name>`` is read only here and never set by setup-tool; the
+    tests use it to prove that a kill at each point leaves the previous environment intact.
+    """
+    if os.environ.get("SETUP_TOOL_TEST_CRASH_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,111 @@
+"""Linking verified archives into a staging prefix with py-rattler.
+
+Records are built from each archive's own ``info/index.json`` (a lock does not say whether a
+package is ``noarch: python``, which decides where its files go), with the lock's hashes.
+py-rattler gets ``file://`` URLs of the archives ``download.py`` just verified, and writes the
+final prefix into every file (``alternative_target_prefix``, see ``prefix.py``). Afterwards
+each ``conda-meta/*.json`` gets back the package's real URL and channel, so ``conda list``
+and the doctor's drift check see where the package came from, not the cache path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from setup_tool.install.download import Fetched
+
+
+def _records(fetched: Sequence[Fetched]) -> list[Any]:
+    from rattler import IndexJson, PackageRecord, RepoDataRecord
+
+    records = []
+    for item in fetched:
+        package = item.package
+        index = IndexJson.from_package_archive(item.path)
+        record = PackageRecord(
+            name=package.name,
+            version=package.version,
+            build=index.build,
+            build_number=index.build_number,
+            subdir=index.subdir or package.subdir,
+            arch=index.arch,
+            platform=index.platform,
+            noarch=index.noarch,
+            depends=list(index.depends),
+            constrains=list(index.constrains),
+            sha256=bytes.fromhex(package.sha256),
+            md5=bytes.fromhex(package.md5) if package.md5 else None,
+            size=item.path.stat().st_size,
+            license=index.license,
+            license_family=index.license_family,
+            python_site_packages_path=index.python_site_packages_path,
+        )
+        records.append(
+            RepoDataRecord(record, package.filename, item.path.as_uri(), package.channel)
+        )
+    return records
+
+
+class _LinkReporter:
+    """Forwards py-rattler's link callbacks as one "linked N of M" count."""
+
+    def __init__(self, on_linked: Callable[[], None]) -> None:
+        self.on_linked = on_linked
+
+    def make(self) -> Any:
+        from rattler import InstallerReporter
+
+        on_linked = self.on_linked
+
+        class Reporter(InstallerReporter):
+            def on_link_complete(self, *args: Any, **kwargs: Any) -> None:
+                on_linked()
+
+        return Reporter()  # type: ignore[abstract]  # the base's other hooks are no-ops
+
+
+def link(
+    fetched: Sequence[Fetched],
+    *,
+    staging: Path,
+    final_prefix: Path,
+    platform: str,
+    cache_dir: Path,
+    on_linked: Callable[[], None] | None = None,
+) -> None:
+    """Create a complete environment in ``staging`` whose files point at ``final_prefix``."""
+    import rattler
+
+    records = _records(fetched)
+    reporter = _LinkReporter(on_linked).make() if on_linked else None
+    asyncio.run(
+        rattler.install(
+            records,
+            target_prefix=staging,
+            alternative_target_prefix=final_prefix,
+            cache_dir=cache_dir,
+            platform=rattler.platform.Platform(platform),
+            installed_packages=[],  # staging is always new: never scan it
+            execute_link_scripts=False,
+            show_progress=False,
+            reporter=reporter,
+        )
+    )
+    _restore_origins(staging, fetched)
+
+
+def _restore_origins(prefix: Path, fetched: Sequence[Fetched]) -> None:
+    """Point each conda-meta record back at the URL and channel the lock names."""
+    by_file = {item.package.filename: item.package for item in fetched}
+    for meta in (prefix / "conda-meta").glob("*.json"):
+        record = json.loads(meta.read_text())
+        package = by_file.get(record.get("fn", ""))
+        if package is None:
+            continue
+        record["url"] = package.url
+        record["channel"] = package.channel
+        meta.write_text(json.dumps(record, indent=2, sort_keys=True))

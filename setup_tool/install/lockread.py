@@ -1,0 +1,170 @@
+"""Reading one platform of a conda-lock file, with conda-lock's own parser.
+
+Any conda-lock file works here (ours or one conda-lock wrote for another project): the
+parser converts the on-disk ``version: 1`` format, and categories are applied as conda-lock
+applies them (``main`` unless others are asked for).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from setup_tool.errors import LockfileInvalid, LockfileMismatch, UsageError
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One conda package of a lock, for one platform."""
+
+    name: str
+    version: str
+    build: str
+    url: str
+    sha256: str
+    md5: str
+    platform: str  # the lock's platform (also for noarch packages)
+    dependencies: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def filename(self) -> str:
+        return unquote(PurePosixPath(urlsplit(self.url).path).name)
+
+    @property
+    def subdir(self) -> str:
+        """The channel subdir in the URL: the platform, or ``noarch``."""
+        return PurePosixPath(urlsplit(self.url).path).parent.name
+
+    @property
+    def channel(self) -> str:
+        """The channel URL: everything before ``/<subdir>/<file>``."""
+        return self.url.rsplit("/", 2)[0]
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}={self.version}={self.build}"
+
+    def requirement(self, virtual_package: str) -> str | None:
+        """The version spec this package puts on a virtual package (``__glibc``), if any."""
+        for name, spec in self.dependencies:
+            if name == virtual_package:
+                return spec
+        return None
+
+
+@dataclass(frozen=True)
+class LockedPlatform:
+    """The packages a lock holds for one platform, and what identifies that set."""
+
+    path: Path
+    platform: str
+    packages: tuple[LockedPackage, ...]
+    platforms_in_lock: tuple[str, ...]
+    content_hash: str | None
+
+    @property
+    def packages_hash(self) -> str:
+        """A digest of exactly what gets installed: equal digests, identical environments."""
+        digest = hashlib.sha256()
+        for package in sorted(self.packages, key=lambda p: p.name):
+            digest.update(f"{package.name} {package.url} {package.sha256}\n".encode())
+        return digest.hexdigest()
+
+    def by_name(self) -> dict[str, LockedPackage]:
+        return {p.name: p for p in self.packages}
+
+
+def read_locked_platform(
+    path: Path, platform: str, categories: Iterable[str] = ("main",), *, refresh_hint: str = ""
+) -> LockedPlatform:
+    """The packages of ``platform`` in the lock at ``path``, or an error that says what to do."""
+    lockfile = _parse(path, refresh_hint)
+    wanted = set(categories)
+    platforms = tuple(sorted(lockfile.metadata.platforms))
+    if platform not in platforms:
+        raise LockfileMismatch(
+            f"{path} has no packages for this machine's platform {platform} "
+            f"(it has: {', '.join(platforms) or 'none'})",
+            f"add {platform} to the variant's platforms and relock, or use a variant made for "
+            f"this machine (`setup-tool detect` says which)",
+        )
+    chosen = [
+        dep
+        for dep in lockfile.package
+        if dep.platform == platform and (dep.categories & wanted or not dep.categories)
+    ]
+    pip = sorted(dep.name for dep in chosen if dep.manager != "conda")
+    if pip:
+        raise LockfileInvalid(
+            f"{path} has pip packages for {platform} ({', '.join(pip[:5])}), which setup-tool "
+            f"does not install",
+            "install this lock with `conda-lock install`, or move those packages to conda ones",
+        )
+    if not chosen:
+        raise LockfileInvalid(
+            f"{path} has no {'/'.join(sorted(wanted))} packages for {platform}",
+            "check --category, or relock",
+        )
+    packages = tuple(_locked_package(dep) for dep in chosen)
+    return LockedPlatform(
+        path=path,
+        platform=platform,
+        packages=packages,
+        platforms_in_lock=platforms,
+        content_hash=lockfile.metadata.content_hash.get(platform),
+    )
+
+
+def _parse(path: Path, refresh_hint: str) -> Any:
+    from conda_lock.lockfile import parse_conda_lock_file
+    from pydantic import ValidationError
+    from yaml import YAMLError
+
+    hint = (
+        refresh_hint
+        or f"re-create it with `setup-tool lock`, or restore it from git: `git checkout -- {path}`"
+    )
+    if not path.exists():
+        raise LockfileInvalid(
+            f"lockfile {path} not found", refresh_hint or "create it with `setup-tool lock`"
+        )
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a conda-lock file")
+    try:
+        return parse_conda_lock_file(path)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise LockfileInvalid(f"{path} is not valid YAML{where} (truncated?)", hint) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first.get("loc", ()))
+        raise LockfileInvalid(
+            f"{path} is not a valid conda-lock file: {location}: {first.get('msg')}", hint
+        ) from None
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        # conda-lock raises ValueError subclasses for a missing / unknown version and plain
+        # TypeErrors / AttributeErrors when the YAML is a list or a scalar (a truncated file).
+        raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
+
+
+def _locked_package(dep: Any) -> LockedPackage:
+    if not dep.hash.sha256:
+        raise LockfileInvalid(
+            f"{dep.name} {dep.version} has no sha256 in the lock, so it cannot be verified",
+            "relock with a conda-lock that records sha256 (conda-lock >= 1.0 does)",
+        )
+    return LockedPackage(
+        name=dep.name,
+        version=dep.version,
+        build=dep.build or "",
+        url=dep.url,
+        sha256=dep.hash.sha256.lower(),
+        md5=(dep.hash.md5 or "").lower(),
+        platform=dep.platform,
+        dependencies=tuple(sorted(dep.dependencies.items())),
+    )

@@ -1,0 +1,102 @@
+"""What an install would do: packages to add, remove, change and keep, and what to download.
+
+The current environment is described by its state file (``prefix.py``), which lists exactly
+what the last install put there; a prefix without one is not compared, only replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from setup_tool.install.download import PackageCache
+from setup_tool.install.lockread import LockedPackage, LockedPlatform
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    old: str  # "version build"
+    new: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    add: tuple[LockedPackage, ...]
+    remove: tuple[str, ...]
+    change: tuple[Change, ...]
+    keep: tuple[str, ...]
+    to_download: tuple[LockedPackage, ...]
+    download_bytes: int | None = None  # None: unknown (a server did not say)
+    unknown_sizes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.add or self.remove or self.change)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "add": [p.spec for p in self.add],
+            "remove": list(self.remove),
+            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
+            "keep": len(self.keep),
+            "download": {
+                "packages": len(self.to_download),
+                "bytes": self.download_bytes,
+            },
+        }
+
+
+def installed_packages(state: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """name → {version, build, sha256} from a state file (empty for no environment)."""
+    if not state:
+        return {}
+    return {p["name"]: p for p in state.get("packages", []) if isinstance(p, dict) and "name" in p}
+
+
+def make_plan(
+    locked: LockedPlatform,
+    state: Mapping[str, Any] | None,
+    cache: PackageCache,
+    sizes: Mapping[str, int | None] | None = None,
+) -> Plan:
+    """Compare the lock with what the state file says is installed (and what is cached)."""
+    current = installed_packages(state)
+    add, change, keep = [], [], []
+    for package in sorted(locked.packages, key=lambda p: p.name):
+        old = current.get(package.name)
+        if old is None:
+            add.append(package)
+        elif old.get("sha256") != package.sha256:  # a rebuild changes the hash, not the version
+            change.append(
+                Change(
+                    package.name,
+                    f"{old.get('version')} {old.get('build')}",
+                    f"{package.version} {package.build}",
+                )
+            )
+        else:
+            keep.append(package.name)
+    wanted = {p.name for p in locked.packages}
+    remove = sorted(name for name in current if name not in wanted)
+    to_download = tuple(p for p in locked.packages if not cache.has(p))
+    total: int | None = 0
+    unknown = []
+    for package in to_download:
+        size = (sizes or {}).get(package.name)
+        if size is None:
+            unknown.append(package.name)
+        elif total is not None:
+            total += size
+    if unknown and sizes is not None:
+        total = None
+    return Plan(
+        add=tuple(add),
+        remove=tuple(remove),
+        change=tuple(change),
+        keep=tuple(keep),
+        to_download=to_download,
+        download_bytes=total if sizes is not None else None,
+        unknown_sizes=tuple(unknown) if sizes is not None else (),
+    )

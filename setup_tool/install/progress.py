@@ -1,0 +1,26 @@
+"""What an install reports while it works. The base does nothing; the CLI draws rich bars.
+
+Kept in its own module so the CLI can subclass it without reaching into the install steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from setup_tool.install.download import DownloadReporter
+
+
+class Progress:
+    """What install reports while it works; the CLI supplies a rich implementation."""
+
+    def step(self, message: str) -> None:
+        pass
+
+    def downloads(self, count: int) -> DownloadReporter | None:
+        return None
+
+    def linking(self, count: int) -> Callable[[], None] | None:
+        return None
+
+    def done(self) -> None:
+        pass

@@ -1,0 +1,130 @@
+"""``setup-tool detect`` through the CLI: output, JSON schema, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import machines
+import pytest
+
+from setup_tool.detect import nvidia
+
+DATA = Path(__file__).parent / "data"
+
+PLATFORM_KEYS = {
+    "os", "machine", "subdir", "python", "macos", "linux", "nvidia", "cuda_visible_devices",
+    "cpu", "conda_executables", "sources", "unknown",
+}  # fmt: skip
+
+
+def test_json_schema(cli) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(cli.ok("detect", "--json").stdout)
+    assert data["schema_version"] == 1
+    assert set(data["platform"]) == PLATFORM_KEYS
+    assert data["target"]["variant"] in {"cuda", "mps", "cpu"}
+    assert data["target"]["variant_source"] == "detected"
+    for vp in data["target"]["virtual_packages"]:
+        assert set(vp) == {"name", "version", "build"}
+        assert vp["name"].startswith("__")
+
+
+def test_table_shows_the_decision_and_sources(cli) -> None:  # type: ignore[no-untyped-def]
+    out = cli.ok("detect", "--sources", "--variant", "cpu").stdout
+    assert "Variant" in out
+    assert "cpu (from --variant)" in out
+    assert "platform.system()" in out or "platform.machine()" in out
+
+
+def test_env_variable_override_is_shown_with_its_source(cli) -> None:  # type: ignore[no-untyped-def]
+    out = cli.ok("detect", "--json", env={"SETUP_TOOL_VARIANT": "mps"}).stdout
+    target = json.loads(out)["target"]
+    assert target["variant"] == "mps"
+    assert target["variant_source"] == "SETUP_TOOL_VARIANT"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        pytest.param(["--variant", "rocm"], {}, "'auto', 'cuda', 'mps', 'cpu'", id="bad-flag"),
+        pytest.param([], {"SETUP_TOOL_VARIANT": "rocm"}, "auto, cuda, mps, cpu", id="bad-env"),
+        pytest.param([], {"CONDA_OVERRIDE_CUDA": "abc"}, "not a CUDA version", id="bad-cuda"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(cli, args, env, needle) -> None:  # type: ignore[no-untyped-def]
+    result = cli("detect", *args, env=env)
+    assert result.exit_code == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert needle in error_lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "platform", [machines.WIN64, machines.LINUX_PPC64LE], ids=["win-64", "linux-ppc64le"]
+)
+def test_unsupported_platform_reports_facts_and_exits_3(cli, monkeypatch, platform) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("setup_tool.detect.probe.probe", lambda environ=None: platform)
+    result = cli("detect", "--json")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert data["target"]["variant"] == "unsupported"
+    assert data["platform"]["subdir"] == platform.subdir
+    table = cli("detect")
+    assert table.exit_code == 3
+    assert "unsupported platform" in table.stderr
+
+
+def _fake_nvidia_smi(directory: Path, query_file: str, header_file: str) -> None:
+    """An nvidia-smi < 510 printing captured outputs: it rejects the compute_cap field (exit 2),
+    answers the older query with the CSV, and plain ``nvidia-smi`` with the header."""
+    script = directory / "nvidia-smi"
+    error = DATA / "nvidia-smi-470-query-compute-cap-error.txt"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"query, header, error = {str(DATA / query_file)!r}, {str(DATA / header_file)!r}, "
+        f"{str(error)!r}\n"
+        "args = ' '.join(sys.argv[1:])\n"
+        "if 'compute_cap' in args:\n"
+        "    print(open(error).read(), end=''); sys.exit(2)\n"
+        "print(open(query if '--query-gpu' in args else header).read(), end='')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+def test_old_driver_through_a_real_nvidia_smi_gives_cpu_with_the_fix(
+    cli, monkeypatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """End to end: PATH has an nvidia-smi printing a 470 driver's output; NVML is absent."""
+    _fake_nvidia_smi(tmp_path, "nvidia-smi-470-query-old-fields.csv", "nvidia-smi-470-t4.txt")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(nvidia, "read_nvml", lambda load=None: (None, "NVML: disabled in test"))
+    monkeypatch.setattr(nvidia, "SYS_DRIVER_VERSION", tmp_path / "absent")
+    monkeypatch.setattr(nvidia, "PROC_DRIVER_VERSION", tmp_path / "absent")
+    data = json.loads(cli.ok("detect", "--json").stdout)
+    assert data["platform"]["nvidia"]["driver_version"] == "470.82.01"
+    assert data["platform"]["nvidia"]["cuda_version"] == "11.4"
+    assert data["platform"]["sources"]["nvidia.gpus"] == "nvidia-smi"
+    assert data["target"]["variant"] == "cpu"
+    assert "575.51.03" in data["target"]["reason"]
+
+
+def test_installed_executable_and_module_entry_point() -> None:
+    executable = Path(sys.executable).with_name("setup-tool")
+    assert executable.exists(), "setup-tool is not installed in this environment (pip install -e .)"
+    result = subprocess.run([executable, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "detect" in result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "setup_tool", "detect", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["schema_version"] == 1

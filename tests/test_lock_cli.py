@@ -1,0 +1,175 @@
+"""``setup-tool lock`` as a user runs it: output, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from setup_tool.cli.lock import Subdir
+from setup_tool.errors import ExitCode
+from setup_tool.variants import SUPPORTED_SUBDIRS
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+
+
+def env_for(root: Path) -> dict[str, str]:
+    return {"SETUP_TOOL_PROJECT": str(root), "SETUP_TOOL_CACHE": str(root / ".cache")}
+
+
+def test_platform_choices_are_the_supported_subdirs() -> None:
+    assert tuple(s.value for s in Subdir) == SUPPORTED_SUBDIRS
+
+
+def test_lock_all_prints_progress_and_summary(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli.ok("lock", "--variant", "all", "--channel", channel_url, env=env_for(project))
+    out = result.stdout
+    assert re.search(r"^cuda +linux-64 +10 +2\.13\.0 cuda129_mkl_py312_h\w+_302 +12\.9 ", out, re.M)
+    assert re.search(r"^cpu +osx-arm64 +9 +2\.13\.0 cpu_generic_py312_h\w+_2 +- ", out, re.M)
+    assert out.count("(written)") == 6
+    err = result.stderr
+    assert (
+        f"==> locking cuda for linux-64, linux-aarch64 from {channel_url} (from --channel)" in err
+    )
+    assert len(re.findall(r"^    (cuda|mps|cpu) [\w-]+: \d+ packages, pytorch ", err, re.M)) == 6
+    assert "locked 3 variants (6 platforms solved)" in err
+    for variant in ("cuda", "mps", "cpu"):
+        assert (project / "envs" / "locks" / f"{variant}.conda-lock.yml").is_file()
+
+    again = cli.ok("lock", "--channel", channel_url, env=env_for(project))
+    assert again.stdout.count("(unchanged)") == 6
+
+
+def test_check_exit_codes_and_refresh_command(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+    env = env_for(project)
+    missing = cli("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
+    assert missing.exit_code == ExitCode.LOCK_STALE == 4
+    assert "✗ cuda: envs/locks/cuda.conda-lock.yml is missing" in missing.stdout
+    assert f"refresh with: setup-tool lock --variant cuda --channel {channel_url}" in missing.stdout
+
+    cli.ok("lock", "--variant", "cuda", "--channel", channel_url, env=env)
+    fresh = cli.ok("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
+    assert "✓ cuda: envs/locks/cuda.conda-lock.yml is up to date (linux-64, linux-aarch64)" in (
+        fresh.stdout
+    )
+
+    base = project / "envs" / "base.yml"
+    base.write_text(base.read_text().replace("  - numpy\n", "  - numpy>=2\n"))
+    stale = cli("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
+    assert stale.exit_code == 4
+    assert "is stale for linux-64 (spec changed since it was locked), linux-aarch64" in stale.stdout
+
+
+def test_check_with_channel_from_environment(cli, locked_project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+    env = {**env_for(locked_project), "SETUP_TOOL_CHANNEL": channel_url}
+    result = cli.ok("lock", "--check", env=env)
+    assert result.stdout.count("is up to date") == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--variant", "rocm"], "'rocm' is not one of 'cuda', 'mps', 'cpu', 'all'"),
+        (
+            ["--platform", "win-64"],
+            "'win-64' is not one of 'linux-64', 'linux-aarch64', 'osx-arm64'",
+        ),
+        (
+            ["--variant", "cpu", "--cuda", "12.9"],
+            "--cuda applies to the cuda variant only, not cpu",
+        ),
+        (["--variant", "cuda", "--cuda", "twelve"], "--cuda 'twelve' is not a CUDA version"),
+        (
+            ["--variant", "mps", "--platform", "linux-64"],
+            "the mps variant is not locked for linux-64",
+        ),
+        (["--channel", "ftp://mirror/conda-forge"], "unsupported scheme 'ftp'"),
+    ],
+    ids=["variant", "platform", "cuda-on-cpu", "cuda-format", "platform-of-variant", "scheme"],
+)
+def test_bad_flags_are_one_line_with_choices(
+    cli, project: Path, args: list[str], expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    result = cli("lock", *args, env=env_for(project))
+    assert result.exit_code == ExitCode.USAGE
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert len(lines) == 2 and lines[1].startswith("hint: ")
+
+
+def test_malformed_spec_names_file_and_line(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+    (project / "envs" / "mps.yml").write_text("platforms: [osx-arm64\ndependencies: []\n")
+    result = cli("lock", "--variant", "mps", "--channel", channel_url, env=env_for(project))
+    assert result.exit_code == ExitCode.USAGE
+    assert re.match(r"error: envs/mps\.yml:\d+: malformed YAML", result.stderr)
+
+
+def test_unknown_key_is_one_line(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+    base = project / "envs" / "base.yml"
+    text = base.read_text()
+    base.write_text(text + "prefix: /opt/env\n")
+    result = cli("lock", "--channel", channel_url, env=env_for(project))
+    assert result.exit_code == ExitCode.USAGE
+    first = result.stderr.splitlines()[0]
+    line = len(text.splitlines()) + 1
+    assert first == (
+        f"error: envs/base.yml:{line}: unknown key 'prefix' (valid keys: channels, dependencies, "
+        "name, platforms, virtual-packages)"
+    )
+
+
+def test_unsatisfiable_spec_shows_the_solver_reason(
+    cli, locked_project: Path, tmp_path: Path, channel_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    root = Path(shutil.copytree(locked_project, tmp_path / "unsat"))
+    before = (root / "envs" / "locks" / "cpu.conda-lock.yml").read_bytes()
+    cpu = root / "envs" / "cpu.yml"
+    cpu.write_text(cpu.read_text().replace("pytorch-cpu", "pytorch-cpu>=3"))
+    result = cli("lock", "--variant", "cpu", "--channel", channel_url, env=env_for(root))
+    assert result.exit_code == ExitCode.ERROR
+    assert "error: the cpu spec cannot be solved for linux-64" in result.stderr
+    assert "No candidates were found for pytorch-cpu >=3" in result.stderr
+    assert "hint: loosen the pins" in result.stderr
+    assert (root / "envs" / "locks" / "cpu.conda-lock.yml").read_bytes() == before
+
+
+def test_unreachable_channel_is_named_with_a_hint(
+    cli, project: Path, unreachable_channel_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    result = cli(
+        "lock", "--variant", "cpu", "--channel", unreachable_channel_url, env=env_for(project)
+    )
+    assert time.monotonic() - start < 30
+    assert result.exit_code == ExitCode.ERROR
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"error: cannot reach channel {unreachable_channel_url}: connection refused"
+    assert "--channel" in lines[1]
+
+
+def test_installed_script_locks_all_variants(project: Path, channel_url: str) -> None:
+    """The real console script in a subprocess (the figure the README quotes is measured so)."""
+    script = Path(sys.executable).with_name("setup-tool")
+    env = {**os.environ, **env_for(project)}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(script), "lock", "--variant", "all", "--channel", channel_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("(written)") == 6
+    assert elapsed < 20  # generous for loaded CI; the README figure is ~2 s on 2 cores

@@ -53,7 +53,7 @@ def test_check_exit_codes_and_refresh_command(cli, project: Path, channel_url: s
     env = env_for(project)
     missing = cli("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
     assert missing.exit_code == ExitCode.LOCK_STALE == 4
-    assert "✗ cuda: envs/locks/cuda.conda-lock.yml is missing" in missing.stdout
+    assert "✗ cuda: envs/locks/cuda.conda-lock.yml: missing" in missing.stdout
     assert f"refresh with: setup-tool lock --variant cuda --channel {channel_url}" in missing.stdout
 
     cli.ok("lock", "--variant", "cuda", "--channel", channel_url, env=env)
@@ -66,7 +66,10 @@ def test_check_exit_codes_and_refresh_command(cli, project: Path, channel_url: s
     base.write_text(base.read_text().replace("  - numpy\n", "  - numpy>=2\n"))
     stale = cli("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
     assert stale.exit_code == 4
-    assert "is stale for linux-64 (spec changed since it was locked), linux-aarch64" in stale.stdout
+    assert (
+        "✗ cuda: envs/locks/cuda.conda-lock.yml: stale (the spec changed since it was locked): "
+        "linux-64, linux-aarch64"
+    ) in stale.stdout
 
 
 def test_check_with_channel_from_environment(cli, locked_project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]

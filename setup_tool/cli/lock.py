@@ -100,12 +100,14 @@ def lock(
             elif result.problem:
                 why = escape(result.problem)
             else:
-                why = "stale for " + ", ".join(
-                    f"{p.platform} ({_STATE_TEXT[p.state]})"
-                    for p in result.platforms
-                    if p.state != "current"
+                groups: dict[str, list[str]] = {}
+                for status in result.platforms:
+                    if status.state != "current":
+                        groups.setdefault(status.state, []).append(status.platform)
+                why = "; ".join(
+                    f"{_STATE_TEXT[state]}: {', '.join(names)}" for state, names in groups.items()
                 )
-            terminal.show(f"[red]✗[/] {result.variant.value}: {shown} is {why}")
+            terminal.show(f"[red]✗[/] {result.variant.value}: {shown}: {why}")
             terminal.show(f"    refresh with: {escape(result.refresh)}")
         if not all(r.up_to_date for r in checks):
             terminal.info("[dim]relocking needs the channel (conda-forge unless --channel)[/]")
@@ -153,9 +155,9 @@ def lock(
 
 
 _STATE_TEXT = {
-    "stale": "spec changed since it was locked",
-    "missing": "not in the lock",
-    "extra": "no longer in the spec",
+    "stale": "stale (the spec changed since it was locked)",
+    "missing": "not locked yet",
+    "extra": "locked but no longer in the spec",
 }
 
 

@@ -47,7 +47,7 @@ class Channels:
         return self.source in ("--channel", ENV_VAR)
 
     def describe(self) -> str:
-        return f"{', '.join(display(u) for u in self.urls)} (from {self.source})"
+        return f"{', '.join(display(u, expand=False) for u in self.urls)} (from {self.source})"
 
 
 def resolve_channels(
@@ -100,15 +100,16 @@ def channel_url(channel: str) -> str:
     return f"{CHANNEL_ALIAS}/{channel}"
 
 
-def display(channel: str) -> str:
-    """A channel for messages: passwords and ``/t/<token>/`` path tokens masked."""
+def display(channel: str, *, expand: bool = True) -> str:
+    """A channel for messages: passwords and ``/t/<token>/`` path tokens masked; a name is
+    followed by the URL it stands for (``conda-forge (https://conda.anaconda.org/...)``)."""
+    if "://" not in channel:
+        return f"{channel} ({channel_url(channel)})" if expand else channel
     parts = urlsplit(channel)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     path = re.sub(r"/t/[^/]+", "/t/***", parts.path)
-    if not parts.scheme:
-        return channel
     return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 

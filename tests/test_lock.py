@@ -186,7 +186,10 @@ def test_content_hash_is_the_one_conda_lock_computes(locked_project: Path, tmp_p
             mapping_url=DEFAULT_MAPPING_URL,
         )
         repo = virtual_package_repo_from_specification(vp_file)
-        assert compute_content_hashes(conda_lock_spec, repo) == lock.metadata.content_hash
+        try:
+            assert compute_content_hashes(conda_lock_spec, repo) == lock.metadata.content_hash
+        finally:  # conda-lock removes it at exit, which the test session skips (conftest.py)
+            shutil.rmtree(repo.base_path, ignore_errors=True)
 
 
 # --- Determinism --------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ def _render(
         packages=packages,
         lock_spec=plan.lock_spec,
         platforms=platforms,
-        hashes={p: recorded.get(p) or hashes[p] for p in platforms},
+        hashes={p: recorded.get(p, hashes[p]) for p in platforms},
         sources=[os.path.relpath(f, path.parent) for f in spec.files],
         custom={k: v for k, v in sorted(custom.items()) if v},
     )

@@ -90,13 +90,20 @@ async def _solve_all(
     results = []
     try:
         for next_done in asyncio.as_completed(tasks):
-            solved = await next_done
+            try:
+                solved = await next_done
+            except (SolveError, ChannelUnreachable):
+                continue  # reported below, in request order, once every solve has ended
             if on_solved is not None:
                 on_solved(solved)
             results.append(solved)
     finally:
         for task in tasks:
             task.cancel()
+    for task in tasks:  # the first failure in request order: the same error on every run
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
     return results
 
 

@@ -89,7 +89,10 @@ def judge(evidence: Evidence) -> DoctorResult:
     else:
         checks.append(Check("torch", "torch", Status.passed, _torch_summary(facts.torch)))
         for accelerator in ACCELERATORS:
-            checks.extend(_placement_checks(accelerator, expect, facts, bool(diagnoses)))
+            causes = tuple(
+                d.pitfall.title for d in diagnoses if d.pitfall.accelerator is accelerator
+            )
+            checks.extend(_placement_checks(accelerator, expect, facts, causes))
     for diagnosis in diagnoses:
         pitfall, finding = diagnosis.pitfall, diagnosis.finding
         status = Status.failed if diagnosis.blocking else Status.warned
@@ -146,7 +149,7 @@ def _torch_summary(torch: TorchBuild) -> str:
     elif torch.hip:
         parts.append(f"ROCm {torch.hip}")
     else:
-        parts.append("CPU-only build")
+        parts.append("no CUDA")
     parts.append("MPS built" if torch.mps_built else "no MPS")
     if torch.import_seconds is not None:
         parts.append(f"imported in {torch.import_seconds:.1f} s")
@@ -154,14 +157,14 @@ def _torch_summary(torch: TorchBuild) -> str:
 
 
 def _placement_checks(
-    accelerator: Variant, expect: Variant, facts: ProbeFacts, explained: bool
+    accelerator: Variant, expect: Variant, facts: ProbeFacts, causes: tuple[str, ...]
 ) -> list[Check]:
     torch = facts.torch
     assert torch is not None
     runs = facts.placements(accelerator.value)
     expected = accelerator is expect
     if runs:
-        checks = [_judge_placement(run) for run in runs]
+        checks = [_judge_placement(run, causes) for run in runs]
         if not expected:
             checks = [_soften(c) for c in checks]
         return checks
@@ -189,7 +192,8 @@ def _placement_checks(
                 f"not available: {why}",
             )
         ]
-    fix = None if explained else _generic_fix(accelerator)
+    # The pitfalls found for this accelerator carry the fix; point at them.
+    fix = f"see {', '.join(causes)} below" if causes else _generic_fix(accelerator)
     return [
         Check(
             f"placement.{accelerator.value}",
@@ -223,13 +227,13 @@ def tolerance_for(run: Placement) -> float:
     return RELATIVE_TOLERANCE["tf32" if run.tf32 else run.dtype]
 
 
-def _judge_placement(run: Placement) -> Check:
+def _judge_placement(run: Placement, causes: tuple[str, ...] = ()) -> Check:
     check_id = f"placement.{run.device}"
 
     def failed(detail: str, fix: str) -> Check:
         return Check(check_id, run.device, Status.failed, detail, fix)
 
-    device_fix = _device_fix(run)
+    device_fix = f"see {', '.join(causes)} below" if causes else _device_fix(run)
     if run.error:
         return failed(f"failed at {run.stage}: {run.error}", device_fix)
     if run.moved_to != run.device and not (run.device == "mps" and run.moved_to == "mps:0"):
@@ -246,8 +250,9 @@ def _judge_placement(run: Placement) -> Check:
             return failed(f"{name} on {run.device} produced NaN or infinity", device_fix)
         if relative > tolerance:
             return failed(
-                f"{name} on {run.device} differs from the CPU by {relative:.1e} relative "
-                f"(tolerance {tolerance:.0e} for {'tf32' if run.tf32 else run.dtype})",
+                f"{name} on {run.device} differs from the float64 CPU reference by "
+                f"{relative:.1e} relative (tolerance {tolerance:.0e} for "
+                f"{'tf32' if run.tf32 else run.dtype})",
                 device_fix,
             )
         errors.append(f"{name} {relative:.0e}")
@@ -256,7 +261,7 @@ def _judge_placement(run: Placement) -> Check:
     detail = (
         f"tensor moved to {run.moved_to}; {', '.join(errors)} from CPU float64 "
         f"(≤ {tolerance:.0e}, {arithmetic}); warm conv2d {_ms(run.conv.warm_s)}, matmul "
-        f"{_ms(run.matmul.warm_s)} (first call {_ms(run.conv.first_s)})"
+        f"{_ms(run.matmul.warm_s)} (first conv2d {_ms(run.conv.first_s)})"
     )
     return Check(check_id, run.device, Status.passed, detail)
 
@@ -266,8 +271,8 @@ def _device_fix(run: Placement) -> str:
         if run.error and re.search(r"out of memory", run.error):
             return "another process holds the GPU's memory: see `nvidia-smi`, then retry"
         return (
-            "wrong results or errors with no pitfall above point at the driver or the GPU: "
-            "update the NVIDIA driver and check `nvidia-smi -q` for ECC / Xid errors"
+            "with no known pitfall found, errors or wrong results point at the driver or the "
+            "GPU: update the NVIDIA driver and check `nvidia-smi -q` for ECC / Xid errors"
         )
     if run.accelerator == "mps":
         return (

@@ -163,8 +163,6 @@ def _driver_too_old(ctx: Context) -> Finding | None:
             f"{update} (CUDA {torch.cuda})",
             blocking=False,
         )
-    if said_too_old and torch.cuda_error:
-        detail += f"; torch says: {torch.cuda_error}"
     return Finding(detail, f"{update} (CUDA {torch.cuda}){relock}")
 
 

@@ -185,3 +185,10 @@ def test_installed_command_runs_as_a_module() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "--expect" in completed.stdout
+
+
+def test_bad_flag_value_is_one_error_line(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("doctor", "--expect", "gpu")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: Invalid value for '--expect'")
+    assert "╭" not in result.output

@@ -25,8 +25,8 @@ from setup_tool.variants import Variant
 # float32: each output sums at most 256 products; any summation order stays within ~1e-6
 # relative (5e-7 measured on this project's CPU), so 1e-4 leaves two orders of magnitude for
 # other kernels while still catching TF32 (~1e-3) and garbage.
-# tf32 (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 forces it): inputs keep a 10-bit mantissa (unit
-# roundoff 2^-11 ≈ 5e-4), ~1e-3 relative on these sizes, so 1e-2.
+# tf32 (when the probe could not turn it off, e.g. TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1): inputs
+# keep a 10-bit mantissa (unit roundoff 2^-11 ≈ 5e-4), ~1e-3 relative on these sizes: 1e-2.
 RELATIVE_TOLERANCE: dict[str, float] = {"float32": 1e-4, "tf32": 1e-2}
 
 # torchvision releases pair with one torch minor: 0.(N+15) for torch 2.N

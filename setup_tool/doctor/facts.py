@@ -35,7 +35,7 @@ class TorchBuild:
     mps_available: bool = False
     mps_error: str | None = None
     import_seconds: float | None = None
-    tf32_forced: bool = False  # TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1: TF32 cannot be turned off
+    tf32_possible: bool = False  # TF32 could not be turned off for the check
     warnings: tuple[str, ...] = ()
 
 
@@ -185,7 +185,7 @@ def _torch(torch: Mapping[str, Any]) -> TorchBuild:
         mps_available=bool(torch.get("mps_available")),
         mps_error=torch.get("mps_error"),
         import_seconds=torch.get("import_seconds"),
-        tf32_forced=bool(tf32.get("forced_by_env")),
+        tf32_possible=bool(tf32.get("tf32_possible", tf32.get("forced_by_env"))),
         warnings=tuple(torch.get("warnings") or ()),
     )
 

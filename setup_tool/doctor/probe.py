@@ -274,12 +274,14 @@ def _disable_tf32(torch: Any, facts: dict[str, Any]) -> dict[str, Any]:
     ~1e-3 relative. The check asks "does this device compute float32 correctly", so it compares
     true float32 against a tight tolerance instead of loosening the tolerance until it also
     hides real errors. TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 forces TF32 in cuBLAS whatever the
-    flag says; the probe records that so the tolerance can allow for it.
+    flag says, and a torch whose flags do not read back False may still use it; either way
+    ``tf32_possible`` is recorded so the tolerance can allow for TF32 instead of failing.
     """
     state: dict[str, Any] = {
         "matmul_was": None,
         "cudnn_was": None,
         "forced_by_env": os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1",
+        "tf32_possible": True,
     }
     with warnings.catch_warnings():
         # Newer torch deprecates the allow_tf32 flags in favour of fp32_precision; the old
@@ -290,6 +292,8 @@ def _disable_tf32(torch: Any, facts: dict[str, Any]) -> dict[str, Any]:
             state["cudnn_was"] = bool(torch.backends.cudnn.allow_tf32)
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
+            still_on = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+            state["tf32_possible"] = bool(still_on) or state["forced_by_env"]
         except Exception as exc:
             state["error"] = _error_text(exc)
     facts["tf32"] = dict(state)
@@ -351,7 +355,7 @@ def _placement(torch: Any, name: str, tf32: dict[str, Any]) -> dict[str, Any]:
         "device": name,
         "dtype": "float32",
         "reference": "cpu float64",
-        "tf32": bool(name.startswith("cuda") and tf32.get("forced_by_env")),
+        "tf32": bool(name.startswith("cuda") and tf32.get("tf32_possible")),
         "stage": "move",
         "moved_to": None,
         "error": None,

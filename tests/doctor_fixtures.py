@@ -8,37 +8,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import machines
+
 from setup_tool.detect.facts import Gpu, Nvidia, Platform
 
-NO_DRIVER = Platform(
-    os="linux",
-    machine="x86_64",
-    unknown={"nvidia": "no NVIDIA driver found: NVML: libnvidia-ml not found"},
+# Machines detect's tests use too (tests/machines.py), under the names the doctor cases use.
+NO_DRIVER = machines.CPU_ONLY
+H200 = machines.LINUX_CUDA13
+P100 = machines.LINUX_CUDA13_PASCAL
+MAC_ARM = machines.MAC_ARM64
+MAC_ROSETTA = machines.MAC_ROSETTA
+MAC_OLD = machines.MAC_OLD_MACOS
+EIGHT_H200 = machines.linux(
+    nvidia=Nvidia("580.159.03", "13.0", tuple(replace(machines.H200, index=i) for i in range(8)))
 )
-
-
-def linux(driver: str, cuda: str, gpus: tuple[Gpu, ...]) -> Platform:
-    return Platform(os="linux", machine="x86_64", nvidia=Nvidia(driver, cuda, gpus))
-
-
-H100 = linux("580.95.05", "13.0", (Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "9.0"),))
-EIGHT_H100 = linux(
-    "580.95.05", "13.0", tuple(Gpu(i, "NVIDIA H100 80GB HBM3", 81559, "9.0") for i in range(8))
+A100_OLD_DRIVER = machines.linux(
+    nvidia=Nvidia("535.154.05", "12.2", (Gpu(0, "NVIDIA A100-SXM4-40GB", 40960, "8.0"),))
 )
-P100 = linux("580.95.05", "13.0", (Gpu(0, "Tesla P100-PCIE-16GB", 16384, "6.0"),))
-A100_OLD_DRIVER = linux("535.154.05", "12.2", (Gpu(0, "NVIDIA A100-SXM4-40GB", 40960, "8.0"),))
-MAC_ARM = Platform(
-    os="darwin", machine="arm64", macos_version="15.3", apple_silicon=True, rosetta=False
-)
-MAC_ROSETTA = Platform(
-    os="darwin",
-    machine="arm64",
-    python_machine="x86_64",
-    macos_version="14.5",
-    apple_silicon=True,
-    rosetta=True,
-)
-MAC_OLD = replace(MAC_ARM, macos_version="13.6.7")
 
 
 def like_probe(probe: Mapping[str, Any]) -> Platform:
@@ -49,7 +35,8 @@ def like_probe(probe: Mapping[str, Any]) -> Platform:
         for d in probe.get("devices") or ()
     )
     nvidia = Nvidia(driver["version"], driver.get("cuda"), gpus) if driver.get("version") else None
-    return Platform(os=probe["python"]["system"], machine=probe["python"]["machine"], nvidia=nvidia)
+    system, machine = probe["python"]["system"], probe["python"]["machine"]
+    return machines.linux(os=system, machine=machine, python_machine=machine, nvidia=nvidia)
 
 
 LOCKED = [

@@ -14,21 +14,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import machines
 import pytest
 from doctor_fixtures import (
     A100_OLD_DRIVER,
-    EIGHT_H100,
-    H100,
+    EIGHT_H200,
+    H200,
     MAC_ARM,
     MAC_OLD,
     MAC_ROSETTA,
     NO_DRIVER,
     P100,
     like_probe,
-    linux,
 )
 
-from setup_tool.detect.facts import Gpu, Platform
+from setup_tool.detect.facts import Platform
 from setup_tool.doctor.checks import Evidence, expected_torchvision, judge, tolerance_for
 from setup_tool.doctor.drift import Drift
 from setup_tool.doctor.facts import (
@@ -95,7 +95,7 @@ CASES: dict[str, Case] = {
     "cpu-only-torch-expect-cuda": Case(
         "probe-derived-linux-cpu-only-torch.json",
         Variant.cuda,
-        H100,
+        H200,
         ExitCode.DOCTOR_FAILED,
         {"placement.cuda": FAIL, "pitfall.cpu-only-torch": FAIL},
         fixes={"pitfall.cpu-only-torch": "setup-tool env --variant cuda"},
@@ -104,7 +104,7 @@ CASES: dict[str, Case] = {
     "cpu-only-torch-expect-cpu": Case(
         "probe-derived-linux-cpu-only-torch.json",
         Variant.cpu,
-        H100,
+        H200,
         ExitCode.OK,
         {"placement.cpu": PASS, "pitfall.cpu-only-torch": WARN},
     ),
@@ -128,7 +128,7 @@ CASES: dict[str, Case] = {
     "cuda-visible-devices-empty": Case(
         "probe-derived-linux-cuda-visible-devices-empty.json",
         Variant.cuda,
-        EIGHT_H100,
+        EIGHT_H200,
         ExitCode.DOCTOR_FAILED,
         {"placement.cuda": FAIL, "pitfall.cuda-visible-devices": FAIL},
         fixes={"pitfall.cuda-visible-devices": "unset CUDA_VISIBLE_DEVICES"},
@@ -318,7 +318,7 @@ def _gpu_facts(count: int, cvd: str | None) -> ProbeFacts:
     return replace(
         facts,
         environment={**facts.environment, "CUDA_VISIBLE_DEVICES": cvd},
-        devices=tuple(CudaDevice(i, "NVIDIA H100 80GB HBM3", "9.0") for i in range(count)),
+        devices=tuple(CudaDevice(i, "NVIDIA H200", "9.0") for i in range(count)),
         placement=(
             cpu,
             *(replace(cpu, device=f"cuda:{i}", moved_to=f"cuda:{i}") for i in range(count)),
@@ -331,7 +331,7 @@ def test_cuda_visible_devices_hiding_some_gpus_is_a_warning() -> None:
         Evidence(
             Variant.cuda,
             "--expect",
-            EIGHT_H100,
+            EIGHT_H200,
             Interpreter(Path("python"), "--python"),
             None,
             ProbeRun(("python",), _gpu_facts(2, "0,1")),
@@ -356,7 +356,7 @@ def test_one_failing_gpu_of_two_fails_cuda() -> None:
         Evidence(
             Variant.cuda,
             "--expect",
-            linux("580.95.05", "13.0", tuple(Gpu(i, "H100", None, "9.0") for i in range(2))),
+            machines.LINUX_TWO_GPUS,
             Interpreter(Path("python"), "--python"),
             None,
             ProbeRun(("python",), facts),
@@ -371,7 +371,7 @@ def test_one_failing_gpu_of_two_fails_cuda() -> None:
 def test_driver_same_major_older_minor_is_a_warning() -> None:
     """CUDA minor-version compatibility: a 13.0 driver runs a 13.2 build, minus PTX JIT."""
     facts = replace(_facts(cuda="13.2"), driver_version="580.95.05", driver_cuda="13.0")
-    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H100)}
+    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H200)}
     assert found["driver-too-old"].blocking is False
     assert "minor-version compatibility" in found["driver-too-old"].finding.detail
 
@@ -379,10 +379,10 @@ def test_driver_same_major_older_minor_is_a_warning() -> None:
 def test_driver_too_old_names_the_build_it_can_run() -> None:
     facts = replace(
         _facts(cuda_error="RuntimeError: The NVIDIA driver on your system is too old"),
-        driver_version="575.51.03",
+        driver_version="575.57.08",
         driver_cuda="12.9",
     )
-    platform = linux("575.51.03", "12.9", (Gpu(0, "NVIDIA L4", 23034, "8.9"),))
+    platform = machines.LINUX_CUDA12_9
     found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, platform)}
     assert found["driver-too-old"].blocking
     assert "CUDA 12.9 build" in found["driver-too-old"].finding.fix
@@ -393,7 +393,7 @@ def test_new_gpu_unknown_to_torch_asks_for_a_newer_torch() -> None:
         _facts(cuda_available=True, cuda_device_count=1, cuda_error=None),
         devices=(CudaDevice(0, "NVIDIA Future GPU", "13.0"),),
     )
-    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H100)}
+    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H200)}
     assert "newer PyTorch" in found["gpu-arch-missing"].finding.fix
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,8 +9,9 @@ import pytest
 from doctor_fixtures import MAIN, install, write_lock
 
 from setup_tool.doctor.checks import drift_check
-from setup_tool.doctor.drift import INSTALL_RECORD, check_drift
+from setup_tool.doctor.drift import check_drift
 from setup_tool.doctor.result import Status
+from setup_tool.install.prefix import write_state
 
 
 @pytest.fixture
@@ -64,15 +64,17 @@ def test_pip_packages_in_the_lock_are_not_compared(tmp_path: Path) -> None:
     assert "1 pip package(s) not compared" in drift_check(drift).detail
 
 
-def test_the_installers_record_names_the_lock(tmp_path: Path) -> None:
-    write_lock(tmp_path / "locks" / "team.conda-lock.yml")
+def test_the_installers_state_file_names_the_lock_and_categories(tmp_path: Path) -> None:
+    lockfile = write_lock(tmp_path / "locks" / "team.conda-lock.yml")
     prefix = install(tmp_path / "somewhere" / "myenv", MAIN)
-    (prefix / INSTALL_RECORD).write_text(
-        json.dumps({"lockfile": "locks/team.conda-lock.yml", "platform": "linux-64"})
-    )
+    state = {"lockfile": str(lockfile), "platform": "linux-64", "categories": ["main"]}
+    write_state(prefix, state)
     drift = check_drift(prefix, tmp_path)
-    assert drift.state == "clean"
-    assert drift.lockfile == tmp_path / "locks" / "team.conda-lock.yml"
+    assert (drift.state, drift.lockfile) == ("clean", lockfile)
+    # Installed with the dev category too: pytest is now required, and missing.
+    write_state(prefix, {**state, "categories": ["dev", "main"]})
+    drift = check_drift(prefix, tmp_path)
+    assert [p.name for p in drift.missing] == ["pytest"]
 
 
 @pytest.mark.parametrize(

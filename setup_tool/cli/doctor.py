@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from setup_tool.cli.app import app, fail
+from setup_tool.cli.options import JsonOption, PrefixOption, PythonOption
 from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import VariantChoice
 
@@ -25,31 +25,18 @@ STATUS_MARKS = {
 
 @app.command()
 def doctor(
-    python: Annotated[
-        Path | None,
-        typer.Option(
-            "--python",
-            help="The Python to check (a path, or a command on PATH such as python3).",
-            show_default=False,
-        ),
-    ] = None,
-    prefix: Annotated[
-        Path | None,
-        typer.Option(
-            "--prefix", help="The conda environment to check (its bin/python).", show_default=False
-        ),
-    ] = None,
+    python: PythonOption = None,
+    prefix: PrefixOption = None,
     expect: Annotated[
         VariantChoice | None,
         typer.Option(
             "--expect",
+            case_sensitive=False,
             help="The accelerator that must pass; auto: SETUP_TOOL_VARIANT, else detection.",
             show_default="auto",
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON (stable schema).")
-    ] = False,
+    json_output: JsonOption = False,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=1.0, help="Seconds the probe may run before it is killed."),
@@ -57,8 +44,7 @@ def doctor(
 ) -> None:
     """Check that torch really computes on the accelerator, and name the fix when it does not.
 
-    Exit 0 when the expected accelerator passes; 6 when it fails; 8 when it passes but another
-    check (torchvision, the lock) fails.
+    Exit 0: the expected accelerator passed. 6: it failed. 8: it passed, another check failed.
     """
     from setup_tool.doctor import run_doctor
     from setup_tool.paths import project_root

@@ -6,12 +6,14 @@ parser (``conda_lock.lockfile.parse_conda_lock_file``), imported only here and o
 is a lock to read, so the doctor runs where conda-lock is not installed (a GPU box with just
 torch) and skips this check with a note.
 
-Which lock: the one the installer recorded in ``<prefix>/conda-meta/setup-tool.json``
-(``{"lockfile": ..., "platform": ...}``), else ``envs/locks/<variant>.conda-lock.yml`` for a
-prefix named after a variant (``.envs/cuda``). Anything else is "not a setup-tool environment".
+Which lock: the one ``setup-tool install`` recorded in the prefix's state file
+(``conda-meta/setup-tool.state``: lockfile, platform, categories), else
+``envs/locks/<variant>.conda-lock.yml`` for a prefix named after a variant (``.envs/cuda``, made
+some other way, e.g. ``conda-lock install``). Anything else is "not a setup-tool environment".
 
 Packages the lock marks for pip are not in conda-meta and are left out of the comparison;
-locked packages outside the ``main`` category only count when they are installed.
+locked packages outside the installed categories (``main`` unless the state file says
+otherwise) only count when they are installed.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from typing import Literal
 from setup_tool.paths import lockfile_path
 from setup_tool.variants import VARIANT_NAMES, Variant
 
-INSTALL_RECORD = Path("conda-meta") / "setup-tool.json"
-MAIN_CATEGORY = "main"
+DEFAULT_CATEGORIES = frozenset({"main"})
 
 DriftState = Literal["skipped", "clean", "drifted", "unreadable"]
 
@@ -75,9 +76,10 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
     meta = prefix / "conda-meta"
     if not meta.is_dir():
         return Drift("skipped", f"not a setup-tool environment: {prefix} has no conda-meta/")
-    lockfile, recorded_platform, why = locate_lock(prefix, root)
-    if lockfile is None:
-        return Drift("skipped", why, prefix)
+    found = locate_lock(prefix, root)
+    if isinstance(found, str):
+        return Drift("skipped", found, prefix)
+    lockfile, recorded_platform, categories = found
     installed, subdirs = read_installed(meta)
     platform = recorded_platform or _most_common(subdirs) or fallback_platform
     if platform is None:
@@ -114,7 +116,7 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
         )
     conda = [p for p in entries if p.manager == "conda"]
     locked = {p.name: Package(p.name, p.version, p.build) for p in conda}
-    required = {p.name for p in conda if MAIN_CATEGORY in p.categories}
+    required = {p.name for p in conda if p.categories & categories}
     return _compare(
         locked=locked,
         required=required,
@@ -126,23 +128,23 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
     )
 
 
-def locate_lock(prefix: Path, root: Path) -> tuple[Path | None, str | None, str]:
-    """The lockfile for ``prefix``, the platform recorded with it, and a note when none."""
-    record = prefix / INSTALL_RECORD
-    if record.is_file():
+def locate_lock(prefix: Path, root: Path) -> tuple[Path, str | None, frozenset[str]] | str:
+    """(lockfile, platform, categories) for ``prefix``, or a note saying why there is none."""
+    # The installer's own module; it needs only the standard library.
+    from setup_tool.install.prefix import read_state, state_path
+
+    state = read_state(prefix)
+    if state is not None:
         try:
-            data = json.loads(record.read_text())
-            lockfile = Path(data["lockfile"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            return (
-                None,
-                None,
-                f"{record} is unreadable ({exc}); reinstall with `setup-tool install`",
-            )
-        return (lockfile if lockfile.is_absolute() else root / lockfile), data.get("platform"), ""
+            lockfile = Path(state["lockfile"])
+            categories = frozenset(state.get("categories") or DEFAULT_CATEGORIES)
+        except (KeyError, TypeError) as exc:
+            return f"{state_path(prefix)} is unreadable ({exc}); reinstall: `setup-tool install`"
+        lockfile = lockfile if lockfile.is_absolute() else root / lockfile
+        return lockfile, state.get("platform"), categories
     if prefix.name in VARIANT_NAMES:
-        return lockfile_path(root, Variant(prefix.name)), None, ""
-    return None, None, f"not a setup-tool environment: no lock is recorded for {prefix}"
+        return lockfile_path(root, Variant(prefix.name)), None, DEFAULT_CATEGORIES
+    return f"not a setup-tool environment: no lock is recorded for {prefix}"
 
 
 def read_installed(meta: Path) -> tuple[dict[str, Package], list[str]]:
@@ -154,7 +156,7 @@ def read_installed(meta: Path) -> tuple[dict[str, Package], list[str]]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        # conda-meta also holds files that are not package records (setup-tool.json).
+        # Only package records: conda-meta holds other files too (history, setup-tool.state).
         if not isinstance(record, Mapping) or not {"name", "version", "build"} <= record.keys():
             continue
         installed[record["name"]] = Package(record["name"], record["version"], record["build"])

@@ -122,8 +122,8 @@ def _mac(probe: Probe, machine: str, mac_ver: str, translated: bool) -> None:
 
 
 def mac_mps(probe: Probe) -> None:
-    """Apple Silicon, macOS 15.3, arm64 Python: MPS works (injected facts, no Mac here)."""
-    _mac(probe, "arm64", "15.3", translated=False)
+    """Apple Silicon, macOS 15.1, arm64 Python: MPS works (injected facts, no Mac here)."""
+    _mac(probe, "arm64", "15.1", translated=False)
     probe["torch"].update(mps_available=True, mps_error=None)
     entry = copy.deepcopy(probe["placement"][0])
     entry.update(device="mps", moved_to="mps:0")
@@ -153,7 +153,7 @@ def mac_rosetta(probe: Probe) -> None:
 
 def mac_old_macos(probe: Probe) -> None:
     """Apple Silicon on macOS 13.6: torch 2.14 has MPS built in but needs macOS 14."""
-    _mac(probe, "arm64", "13.6.7", translated=False)
+    _mac(probe, "arm64", "13.6", translated=False)
     probe["torch"].update(
         mps_available=False,
         mps_error="RuntimeError: The MPS backend is supported on MacOS 14.0+. Current OS "

@@ -192,3 +192,12 @@ def test_bad_flag_value_is_one_error_line(cli) -> None:  # type: ignore[no-untyp
     assert result.exit_code == 2
     assert result.output.startswith("error: Invalid value for '--expect'")
     assert "╭" not in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not Path("/proc/driver/nvidia/version").exists(), reason="needs an NVIDIA GPU and driver"
+)
+def test_cuda_passes_on_a_gpu_machine(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli.ok("doctor", "--python", sys.executable, "--expect", "cuda")
+    assert "cuda (expected) passed the placement check" in result.output

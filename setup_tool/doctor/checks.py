@@ -76,7 +76,13 @@ def judge(evidence: Evidence) -> DoctorResult:
     checks.append(_python_check(facts))
     if facts.probe_error:
         checks.append(
-            Check("probe", "probe", Status.failed, f"the probe hit a bug: {facts.probe_error}")
+            Check(
+                "probe",
+                "probe",
+                Status.failed,
+                f"the probe hit a bug and stopped early: {facts.probe_error}",
+                "report it with the traceback from `--json` (probe.probe.traceback)",
+            )
         )
     diagnoses = find_pitfalls(expect, facts, evidence.platform)
     if facts.torch is None:

@@ -57,7 +57,10 @@ def run_probe(
         return ProbeRun(argv, None, why, tail, stage, seconds)
 
     if result.error is not None:
-        return failed(result.error)
+        # The runner's wording names the whole command line; the report names the Python.
+        if "timed out" in result.error:
+            return failed(f"timed out after {timeout:g} s")
+        return failed(f"could not start: {result.error}")
     if result.returncode != 0:
         return failed(_exit_description(result.returncode))
     try:

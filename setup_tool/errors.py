@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     LOCK_MISMATCH = 5
     DOCTOR_FAILED = 6
     HASH_MISMATCH = 7
+    DOCTOR_PROBLEMS = 8  # the expected accelerator passed, another doctor check failed
     INTERRUPTED = 130
 
 

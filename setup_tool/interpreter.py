@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,11 +48,13 @@ def resolve_interpreter(
     if python is not None and prefix is not None:
         raise UsageError("--python and --prefix name the same thing; give one of them")
     if python is not None:
-        if not python.exists():
+        found = _find_python(python)
+        if found is None:
             raise UsageError(
-                f"--python {python}: no such file", "give the path of a Python executable"
+                f"--python {python}: no such file or command",
+                "give the path of a Python executable",
             )
-        return Interpreter(python, "--python")
+        return Interpreter(found, "--python")
     if prefix is not None:
         candidate = prefix_python(prefix)
         if not candidate.exists():
@@ -72,6 +75,16 @@ def resolve_interpreter(
         "no Python with torch found: no environment under .envs/ and none given",
         "run `setup-tool env` (or `make env`) to install one, or pass --python / --prefix",
     )
+
+
+def _find_python(python: Path) -> Path | None:
+    """An existing path, or a bare command name looked up on PATH (``--python python3``)."""
+    if python.exists():
+        return python
+    if len(python.parts) == 1:
+        found = shutil.which(str(python))
+        return Path(found) if found else None
+    return None
 
 
 def _project_environments(root: Path, variant: Variant | None) -> Iterable[Path]:

@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 
-from setup_tool.cli import detect, install, lock  # noqa: F401  (registers the commands)
+from setup_tool.cli import detect, doctor, install, lock  # noqa: F401  (registers the commands)
 from setup_tool.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,95 @@
+"""``setup-tool doctor``: render the doctor's result and map it to the exit code."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from setup_tool.cli.app import app, fail
+from setup_tool.cli.options import JsonOption, PrefixOption, PythonOption
+from setup_tool.terminal import Terminal, escape
+from setup_tool.variants import VariantChoice
+
+if TYPE_CHECKING:
+    from setup_tool.doctor import DoctorResult
+
+STATUS_MARKS = {
+    "pass": "[green]✓[/]",
+    "warn": "[yellow]![/]",
+    "fail": "[bold red]✗[/]",
+    "skip": "[dim]–[/]",
+}
+
+
+@app.command()
+def doctor(
+    python: PythonOption = None,
+    prefix: PrefixOption = None,
+    expect: Annotated[
+        VariantChoice | None,
+        typer.Option(
+            "--expect",
+            case_sensitive=False,
+            help="The accelerator that must pass; auto: SETUP_TOOL_VARIANT, else detection.",
+            show_default="auto",
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1.0, help="Seconds the probe may run before it is killed."),
+    ] = 120.0,
+) -> None:
+    """Check that torch really computes on the accelerator, and name the fix when it does not.
+
+    Exit 0: the expected accelerator passed. 6: it failed. 8: it passed, another check failed.
+    """
+    from setup_tool.doctor import run_doctor
+    from setup_tool.paths import project_root
+
+    terminal = Terminal(quiet=json_output)
+    with terminal.status("running the doctor's probe (imports torch) ..."):
+        result = run_doctor(
+            python=python,
+            prefix=prefix,
+            expect=expect,
+            root=project_root(),
+            environ=os.environ,
+            timeout=timeout,
+        )
+    if json_output:
+        terminal.json(result.to_json())
+    else:
+        _render(result, terminal)
+    if result.exit_code:
+        fail(result.exit_code)
+
+
+def _render(result: DoctorResult, terminal: Terminal) -> None:
+    from rich.table import Table
+
+    from setup_tool.doctor import Status
+
+    interpreter = result.interpreter
+    python = (
+        f"{escape(str(interpreter.python))} (from {escape(interpreter.source)})"
+        if interpreter
+        else "none"
+    )
+    terminal.show(
+        f"[bold]doctor[/] · python {python} · expecting [bold]{result.expect.value}[/] "
+        f"({escape(result.expect_source)})"
+    )
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for check in result.checks:
+        table.add_row(STATUS_MARKS[check.status.value], escape(check.title), escape(check.detail))
+        if check.fix and check.status in (Status.failed, Status.warned):
+            table.add_row("", "", f"[cyan]fix:[/] {escape(check.fix)}")
+    terminal.show(table)
+    mark = STATUS_MARKS["pass" if result.exit_code == 0 else "fail"]
+    terminal.show(f"{mark} {escape(result.summary)} (exit {int(result.exit_code)})")

@@ -1,0 +1,18 @@
+"""``setup-tool doctor``: does the accelerator really work in the target environment?
+
+    resolve_interpreter ─► run_probe (probe.py in that Python: stdlib + torch, prints JSON)
+                               └─► ProbeFacts (facts.py) ─┐
+    detect() ─► Platform ─────────────────────────────────┼─► judge (checks.py, pitfalls.py)
+    conda-meta/*.json vs conda-lock file (drift.py) ──────┘        └─► DoctorResult (result.py)
+
+``command.run_doctor`` gathers the evidence and returns the ``DoctorResult``; the CLI
+(``setup_tool.cli.doctor``) renders it and exits with ``DoctorResult.exit_code``. The CLI
+process never imports torch, and nothing here imports conda-lock or py-rattler at import time.
+"""
+
+from __future__ import annotations
+
+from setup_tool.doctor.command import run_doctor
+from setup_tool.doctor.result import Check, DoctorResult, Status
+
+__all__ = ["Check", "DoctorResult", "Status", "run_doctor"]

@@ -1,0 +1,98 @@
+"""``run_doctor``: gather the evidence (detect, resolve the interpreter, probe, drift), judge it.
+
+The slow parts overlap: the probe (seconds, mostly ``import torch`` in the target interpreter)
+runs in a worker thread while detection and the lock comparison (conda-lock's import alone is
+about a second) run beside it. Only the default interpreter has to wait for detection, because
+it is the detected variant's environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from setup_tool.detect import Detection, Overrides, detect, overrides_from
+from setup_tool.doctor.checks import Evidence, judge
+from setup_tool.doctor.drift import Drift, check_drift
+from setup_tool.doctor.launch import DEFAULT_PROBE_TIMEOUT_S, ProbeRun, run_probe
+from setup_tool.doctor.result import DoctorResult
+from setup_tool.errors import UsageError
+from setup_tool.interpreter import Interpreter, resolve_interpreter
+from setup_tool.runner import Runner, run_command
+from setup_tool.variants import Variant, VariantChoice
+
+Detector = Callable[[Overrides, Mapping[str, str]], Detection]
+
+
+def run_doctor(
+    *,
+    python: Path | None,
+    prefix: Path | None,
+    expect: VariantChoice | None,
+    root: Path,
+    environ: Mapping[str, str],
+    runner: Runner = run_command,
+    timeout: float = DEFAULT_PROBE_TIMEOUT_S,
+    detector: Detector = detect,
+) -> DoctorResult:
+    """Check the target interpreter's torch against the expected accelerator."""
+    if python is not None and prefix is not None:
+        raise UsageError("--python and --prefix name the same thing; give one of them")
+    # --expect > SETUP_TOOL_VARIANT > detection, as for --variant everywhere else.
+    overrides = overrides_from(expect, environ, flag_name="--expect")
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="doctor") as pool:
+        detection_job = pool.submit(detector, overrides, environ)
+        explicit = python is not None or prefix is not None
+        variant = None if explicit else detection_job.result().target.variant
+        interpreter, interpreter_error = _resolve(python, prefix, root, variant)
+        probe_job: Future[ProbeRun] | None = None
+        drift_job: Future[Drift] | None = None
+        if interpreter is not None:
+            probe_job = pool.submit(run_probe, interpreter.python, runner=runner, timeout=timeout)
+            if interpreter.prefix is not None:
+                drift_job = pool.submit(check_drift, interpreter.prefix, root)
+        detection = detection_job.result()
+        probe = probe_job.result() if probe_job else None
+        drift = drift_job.result() if drift_job else None
+    if drift is None and interpreter is not None:
+        drift = check_drift(_prefix_from_probe(probe), root, detection.platform.subdir)
+    expect_variant, source = _expected(detection)
+    return judge(
+        Evidence(
+            expect=expect_variant,
+            expect_source=source,
+            platform=detection.platform,
+            interpreter=interpreter,
+            interpreter_error=interpreter_error,
+            probe=probe,
+            drift=drift,
+        )
+    )
+
+
+def _resolve(
+    python: Path | None, prefix: Path | None, root: Path, variant: Variant | None
+) -> tuple[Interpreter | None, tuple[str, str | None] | None]:
+    """The interpreter, or why there is none (a failed check in the report, not an error)."""
+    try:
+        return resolve_interpreter(python=python, prefix=prefix, root=root, variant=variant), None
+    except UsageError as exc:
+        return None, (exc.message, exc.hint)
+
+
+def _prefix_from_probe(probe: ProbeRun | None) -> Path | None:
+    """A ``--python`` inside a conda environment still gets the lock check: its sys.prefix."""
+    if probe is None or probe.facts is None or not probe.facts.python_prefix:
+        return None
+    return Path(probe.facts.python_prefix)
+
+
+def _expected(detection: Detection) -> tuple[Variant, str]:
+    target = detection.target
+    if target.variant is None:
+        # No variant fits this platform (an Intel Mac, say); its torch can still use the CPU.
+        return Variant.cpu, f"detected: {target.reason}; checking the CPU"
+    if target.variant_source == "detected":
+        return target.variant, f"detected: {target.reason}"
+    return target.variant, target.variant_source

@@ -1,0 +1,221 @@
+"""``setup-tool install`` on the happy paths, with the real solver, installer and test channel:
+a fresh install over file:// and http://, the no-op, an upgrade after a relock, ``--dry-run``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from channel import LocalChannel, _pytorch, _pytorch_metapackages, _torchvision, serve_channel
+from install_helpers import (
+    Entry,
+    assert_env_matches,
+    cli_env,
+    env_torch,
+    installed,
+    lock_project,
+    locked_builds,
+    run_install,
+    snapshot,
+    state,
+)
+
+from setup_tool.doctor.drift import check_drift
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never the user's cache: every test gets its own (in-process runs read the env var)."""
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def cpu_lock(locked_project: Path) -> Path:
+    return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
+
+
+def install_json(cli, lockfile: Path, prefix: Path, *more: str) -> dict:  # type: ignore[no-untyped-def]
+    result = cli.ok(
+        "install", "--lockfile", str(lockfile), "--prefix", str(prefix), "--json", *more
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_fresh_install_from_file_channel(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "envs" / "cpu"  # the parent does not exist yet
+    result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    assert "==> fetching and verifying 9 packages" in result.stderr
+    assert "==> linking 9 packages" in result.stderr
+    assert re.search(
+        rf"✓ installed 9 packages into {re.escape(str(prefix))} \(9 added, 0 changed, 0 removed; "
+        r"9 downloaded, 0 from cache\) in \d+\.\d s",
+        result.stderr,
+    )
+    assert f"or run its Python directly: {prefix}/bin/python" in result.stdout
+    assert_env_matches(prefix, cpu_lock)
+    assert env_torch(prefix)["cuda"] is None
+    recorded = state(prefix)
+    assert recorded["platform"] == "linux-64" and recorded["categories"] == ["main"]
+    assert recorded["lockfile"] == str(cpu_lock)
+    # Every archive in the cache is there under its locked sha256.
+    archives = {p.parent.name for p in (tmp_path / "cache" / "archives").glob("*/*")}
+    assert archives == {p["sha256"] for p in recorded["packages"]}  # type: ignore[attr-defined, index]
+    # conda-meta records name the channel the lock names, not the cache the files came from.
+    meta = json.loads(next((prefix / "conda-meta").glob("pytorch-2.13.0-*.json")).read_text())
+    locked = {p["name"]: p["url"] for p in recorded["packages"]}  # type: ignore[attr-defined]
+    assert meta["url"] == locked["pytorch"] and meta["url"].startswith("file://")
+    assert meta["channel"] == meta["url"].rsplit("/", 2)[0]
+    # The doctor's drift check reads the state file and finds the lock it came from.
+    drift = check_drift(prefix, tmp_path)
+    assert (drift.state, drift.lockfile, drift.compared) == ("clean", cpu_lock, 9)
+
+
+def test_fresh_install_and_noop_over_http(cli, tmp_path: Path, local_channel: LocalChannel) -> None:  # type: ignore[no-untyped-def]
+    with serve_channel(local_channel.root) as url:
+        lockfile = lock_project(tmp_path / "project", url)
+        assert "http://127.0.0.1:" in lockfile.read_text()
+        prefix = tmp_path / "env"
+        first = install_json(cli, lockfile, prefix)
+        assert first["status"] == "installed" and first["downloaded"] == 9
+        assert_env_matches(prefix, lockfile)
+        before = snapshot(prefix)
+
+        again = install_json(cli, lockfile, prefix)
+    # The second run never touched the server (it is gone now) nor the prefix.
+    assert again["status"] == "up-to-date" and again["downloaded"] == 0
+    assert again["plan"]["keep"] == 9 and again["plan"]["download"]["packages"] == 0
+    assert again["seconds"] < 0.5
+    assert snapshot(prefix) == before
+
+
+def test_noop_says_up_to_date_fast_in_a_fresh_process(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    before = snapshot(prefix, tmp_path / "cache")
+    env = cli_env(tmp_path / "cache")
+    started = time.monotonic()
+    done = run_install(cpu_lock, prefix, env)
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    match = re.search(
+        r"✓ (\S+) is up to date with cpu.conda-lock.yml \((\d\.\d\d) s\)", done.stderr
+    )
+    assert match and match.group(1) == str(prefix), done.stderr
+    assert float(match.group(2)) < 0.5  # the work itself; the target is <= 1 s for the process
+    assert wall < 5, wall  # process start included; measured ~0.4 s (README), generous on CI
+    assert "fetching" not in done.stderr and "linking" not in done.stderr
+    assert snapshot(prefix, tmp_path / "cache") == before
+
+
+def test_same_packages_from_a_rewritten_lock_only_record_it(
+    cli, cpu_lock: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    rewritten = tmp_path / "cpu.conda-lock.yml"
+    rewritten.write_text("# reformatted by hand\n" + cpu_lock.read_text())
+    files_before = _without_state(snapshot(prefix))
+
+    second = install_json(cli, rewritten, prefix)
+    assert second["status"] == "up-to-date"
+    assert state(prefix)["lockfile"] == str(rewritten)
+    assert _without_state(snapshot(prefix)) == files_before
+    assert_env_matches(prefix, rewritten)
+    third = install_json(cli, rewritten, prefix)  # now the fast path: the state file matches
+    assert third["status"] == "up-to-date" and third["plan"]["download"]["packages"] == 0
+
+
+def _without_state(entries: dict[str, Entry]) -> dict[str, Entry]:
+    """Everything but the state file and the conda-meta directory (whose mtime it changes)."""
+    return {k: v for k, v in entries.items() if not k.endswith(("conda-meta", ".state"))}
+
+
+def test_upgrade_after_relock(cli, tmp_path: Path, local_channel: LocalChannel) -> None:  # type: ignore[no-untyped-def]
+    channel = local_channel.copy_to(tmp_path / "channel")
+    project = tmp_path / "project"
+    lockfile = lock_project(project, channel.url)
+    prefix = project / ".envs" / "cpu"
+    env = {"SETUP_TOOL_PROJECT": str(project)}
+    cli.ok("install", "--variant", "cpu", env=env)  # the default lock and prefix of the project
+    assert_env_matches(prefix, lockfile)
+    old = locked_builds(lockfile)
+
+    # PyTorch 2.14.0 is released: a new pytorch, its torchvision and metapackage. Relock.
+    channel.add(
+        _pytorch("linux-64", "3.12", "2.14.0", 0)
+        + _torchvision("linux-64", "3.12", "0.29.0", "2.14.0")
+        + _pytorch_metapackages("linux-64", "2.14.0", 0)
+    )
+    lock_project(project, channel.url)
+    new = locked_builds(lockfile)
+    assert new["pytorch"].startswith("2.14.0 cpu_mkl_py312_")
+    changed = sorted(name for name in new if new[name] != old[name])
+    assert changed == ["pytorch", "pytorch-cpu", "torchvision"]
+    drift = check_drift(prefix, project)  # what `setup-tool doctor` would say now
+    assert drift.state == "drifted"
+    assert sorted(c.locked.name for c in drift.changed) == changed
+
+    dry = cli.ok("install", "--variant", "cpu", "--dry-run", env=env)
+    for name in changed:
+        assert f"~ {name} {old[name]} → {new[name]}" in dry.stdout
+    assert "0 to add, 3 to change, 0 to remove, 6 unchanged; download 3 packages" in dry.stdout
+
+    result = cli.ok("install", "--variant", "cpu", env=env)
+    assert "(0 added, 3 changed, 0 removed; 3 downloaded, 6 from cache)" in result.stderr
+    assert_env_matches(prefix, lockfile)
+    torch = env_torch(prefix)
+    assert (torch["version"], torch["torchvision"]) == ("2.14.0", "0.29.0")
+    # The old builds are gone from the environment, not merely shadowed.
+    names = {p.name for p in (prefix / "conda-meta").glob("*.json")}
+    assert not any(n.startswith(("pytorch-2.13.0-", "torchvision-0.28.0-")) for n in names)
+    assert "2.13.0" not in (prefix / "lib/python3.12/site-packages/torch/__init__.py").read_text()
+    assert check_drift(prefix, project).state == "clean"
+
+
+def test_dry_run_writes_nothing(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    prefix = tmp_path / "envs" / "cpu"
+    before = snapshot(tmp_path, locked_project)
+
+    fresh = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix), "--dry-run")
+    assert f"Plan for {prefix} (linux-64, dry run: nothing written)" in fresh.stdout
+    assert "+ pytorch=2.13.0=cpu_mkl_py312_" in fresh.stdout
+    size = re.search(r"9 to add, 0 to change, 0 to remove, 0 unchanged; download 9 packages "
+                     r"\((\d+\.\d) KiB\)", fresh.stdout)  # fmt: skip
+    assert size, fresh.stdout
+    assert snapshot(tmp_path, locked_project) == before
+    assert not (tmp_path / "cache").exists() and not prefix.parent.exists()
+
+    # Over an existing environment: the plan against it, and still nothing written.
+    cuda_lock = locked_project / "envs" / "locks" / "cuda.conda-lock.yml"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    before = snapshot(tmp_path, locked_project)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")  # a driver new enough for the lock
+    plan = install_json(cli, cuda_lock, prefix, "--dry-run")
+    assert plan["status"] == "dry-run"
+    assert sorted(plan["plan"]["add"])[0].startswith("cuda-version=12.9=")
+    assert plan["plan"]["remove"] == ["pytorch-cpu"]
+    assert {c["name"] for c in plan["plan"]["change"]} == {"pytorch", "torchvision"}
+    assert snapshot(tmp_path, locked_project) == before
+
+
+def test_default_prefix_is_dot_envs_variant(  # type: ignore[no-untyped-def]
+    cli, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(locked_project / "envs", project / "envs")
+    sub = project / "src" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)  # the project is found upward from the working directory
+    cli.ok("install", "--variant", "cpu")
+    assert_env_matches(project / ".envs" / "cpu", project / "envs/locks/cpu.conda-lock.yml")
+    assert installed(project / ".envs" / "cpu")["pytorch"].startswith("2.13.0 cpu_")

@@ -93,6 +93,8 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         plan = make_plan(locked, state, cache, sizes=download_sizes(missing))
         return _result("dry-run", request, prefix, plan, started)
 
+    if prefixes.is_foreign(prefix):  # before the lock file is made next to it
+        raise _foreign(prefix)
     _check_writable(prefix)
     with prefixes.prefix_lock(prefix, on_wait=progress.step):
         prefixes.recover(prefix, log=progress.step)
@@ -163,7 +165,12 @@ def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
 def _check_writable(prefix: Path) -> None:
     parent = prefix.parent
     existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK) or not existing.is_dir():
+    if existing is not None and not existing.is_dir():
+        raise SetupToolError(
+            f"cannot create the environment at {prefix}: {existing} is a file, not a directory",
+            "choose a --prefix in a directory you can write to",
+        )
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
         raise SetupToolError(
             f"cannot create the environment at {prefix}: {existing or parent} is not writable",
             "choose a --prefix in a directory you can write to",

@@ -8,6 +8,7 @@ applies them (``main`` unless others are asked for).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from setup_tool.errors import LockfileInvalid, LockfileMismatch, UsageError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,10 @@ def read_locked_platform(
             f"{path} has no {'/'.join(sorted(wanted))} packages for {platform}",
             "check --category, or relock",
         )
-    packages = tuple(_locked_package(dep) for dep in chosen)
+    _check_complete(
+        path, platform, [dep for dep in lockfile.package if dep.platform == platform], refresh_hint
+    )
+    packages = tuple(_locked_package(path, dep) for dep in chosen)
     return LockedPlatform(
         path=path,
         platform=platform,
@@ -146,25 +152,71 @@ def _parse(path: Path, refresh_hint: str) -> Any:
         raise LockfileInvalid(
             f"{path} is not a valid conda-lock file: {location}: {first.get('msg')}", hint
         ) from None
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        # conda-lock raises ValueError subclasses for a missing / unknown version and plain
-        # TypeErrors / AttributeErrors when the YAML is a list or a scalar (a truncated file).
+    except (TypeError, AttributeError):
+        # conda-lock's plain TypeErrors / AttributeErrors ("'NoneType' object has no attribute
+        # 'pop'") when the YAML is empty, a list or a scalar: say that instead.
+        raise LockfileInvalid(
+            f"{path} is not a conda-lock file: it is empty or has no `version`, `metadata` and "
+            f"`package` keys (truncated?)",
+            hint,
+        ) from None
+    except (ValueError, KeyError) as exc:
+        # conda-lock raises ValueError subclasses for a missing / unknown version.
         raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
 
 
-def _locked_package(dep: Any) -> LockedPackage:
+def _check_complete(path: Path, platform: str, deps: list[Any], refresh_hint: str) -> None:
+    """Every dependency of a locked conda package is locked too (virtual packages aside).
+
+    A solver's output always is. A lockfile cut off between two packages is still valid YAML
+    and a valid conda-lock file, with the packages after the cut silently missing; this is
+    what tells it from a complete one (the packages sort by name, so what is cut off is
+    almost always a dependency of something before it).
+    """
+    names = {dep.name for dep in deps}
+    for dep in deps:
+        if dep.manager != "conda":
+            continue
+        missing = sorted(n for n in dep.dependencies if n not in names and not n.startswith("__"))
+        if missing:
+            raise LockfileInvalid(
+                f"{path} is incomplete for {platform}: {dep.name} depends on "
+                f"{', '.join(missing)}, which the lock does not have (a truncated file?)",
+                refresh_hint or f"restore it from git (`git checkout -- {path}`), or relock",
+            )
+
+
+def _locked_package(path: Path, dep: Any) -> LockedPackage:
     if not dep.hash.sha256:
         raise LockfileInvalid(
-            f"{dep.name} {dep.version} has no sha256 in the lock, so it cannot be verified",
+            f"{path}: {dep.name} {dep.version} has no sha256, so it cannot be verified",
             "relock with a conda-lock that records sha256 (conda-lock >= 1.0 does)",
+        )
+    if not _SHA256.fullmatch(dep.hash.sha256.lower()):
+        # Otherwise every download of it would be reported as tampered with.
+        raise LockfileInvalid(
+            f"{path}: {dep.name} {dep.version} has a malformed sha256 "
+            f"({dep.hash.sha256!r}: not 64 hex digits)",
+            "restore the lockfile from git or relock",
         )
     return LockedPackage(
         name=dep.name,
         version=dep.version,
-        build=dep.build or "",
+        build=dep.build or _build_from_url(dep.name, dep.version, dep.url),
         url=dep.url,
         sha256=dep.hash.sha256.lower(),
         md5=(dep.hash.md5 or "").lower(),
         platform=dep.platform,
         dependencies=tuple(sorted(dep.dependencies.items())),
     )
+
+
+def _build_from_url(name: str, version: str, url: str) -> str:
+    """The build string from a package file name ``<name>-<version>-<build>.conda``: locks
+    written by conda-lock 1.x have no ``build`` field, and the machine check needs it."""
+    filename = unquote(PurePosixPath(urlsplit(url).path).name)
+    stem = next(
+        (filename[: -len(ext)] for ext in (".conda", ".tar.bz2") if filename.endswith(ext)), ""
+    )
+    head = f"{name}-{version}-"
+    return stem[len(head) :] if stem.startswith(head) else ""

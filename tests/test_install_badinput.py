@@ -1,0 +1,181 @@
+"""Bad input to ``setup-tool install``: corrupt or truncated lockfiles, a prefix that cannot be
+written, a directory that is not ours, a full disk. Each is a clear error with a hint, a
+non-zero exit, and nothing changed."""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from install_helpers import assert_env_matches, env_torch, snapshot
+
+from setup_tool.errors import ExitCode, LockfileInvalid
+from setup_tool.install.lockread import read_locked_platform
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def cpu_lock(locked_project: Path) -> Path:
+    return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
+
+
+def _fails(cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Run an install that must fail with ``code``; nothing under ``watch`` may change."""
+    before = snapshot(*watch)
+    result = cli("install", "--lockfile", str(lockfile), "--prefix", str(prefix))
+    assert result.exit_code == code, result.output
+    assert snapshot(*watch) == before
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith("error: ") and hint.startswith("hint: "), result.stderr
+    return error, hint
+
+
+def _cut_after_entry(text: str, entries: int) -> str:
+    """The lock cut right after its ``entries``-th package: still valid YAML and conda-lock."""
+    end = 0
+    for _ in range(entries):
+        end = text.index("  optional: false\n", end) + len("  optional: false\n")
+    return text[:end]
+
+
+CORRUPTIONS: dict[str, Callable[[str], str]] = {
+    "empty": lambda text: "",
+    "comments-only": lambda text: text[: text.index("version: 1")],
+    "cut-in-metadata": lambda text: text[: text.index("package:") - 40],
+    "cut-mid-line": lambda text: text[: int(len(text) * 0.6)],
+    "cut-mid-package": lambda text: _cut_after_entry(text, 5)[:-30],
+    "cut-between-packages": lambda text: _cut_after_entry(text, 3),  # filelock, not python
+    "yaml-list": lambda text: "- version: 1\n- package: []\n",
+    "bad-yaml": lambda text: text.replace("package:\n", "package: [\n", 1),
+    "malformed-sha256": lambda text: re.sub(r"sha256: [0-9a-f]{64}", "sha256: 4dcaec6e66", text),
+    "unknown-version": lambda text: text.replace("version: 1\n", "version: 7\n", 1),
+}
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_corrupt_lockfile_is_refused(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, tmp_path: Path, corrupt: Callable[[str], str]
+) -> None:
+    lockfile = tmp_path / "cpu.conda-lock.yml"
+    lockfile.write_text(corrupt(cpu_lock.read_text()))
+    prefix = tmp_path / "envs" / "cpu"
+    error, hint = _fails(cli, lockfile, prefix, ExitCode.ERROR, tmp_path)
+    assert str(lockfile) in error
+    assert re.search(r"not valid YAML|not a (valid )?conda-lock file|incomplete|malformed", error)
+    assert "relock" in hint or "setup-tool lock" in hint or "git" in hint
+    assert not prefix.parent.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_cut_that_drops_dependencies_is_caught_at_every_line(
+    cpu_lock: Path, tmp_path: Path
+) -> None:
+    """Cut the lock after every line: it is refused, or it is still the whole environment, or
+    (the one gap, see ``lockread._check_complete``) it ends after a whole package and no package
+    left depends on what was cut off."""
+    text = cpu_lock.read_text()
+    whole = read_locked_platform(cpu_lock, "linux-64").by_name()
+    lockfile = tmp_path / "cut.conda-lock.yml"
+    accepted_cuts = 0
+    for end in [m.end() for m in re.finditer("\n", text)][::3]:
+        lockfile.write_text(text[:end])
+        try:
+            got = read_locked_platform(lockfile, "linux-64").by_name()
+        except LockfileInvalid:
+            continue
+        if got == whole:
+            continue
+        accepted_cuts += 1
+        assert text[:end].endswith("  optional: false\n")
+        needed = {n for p in got.values() for n, _ in p.dependencies if not n.startswith("__")}
+        assert needed <= got.keys()
+    assert accepted_cuts <= 3  # of ~200 cuts tried
+
+
+def test_missing_lockfile_and_a_directory(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    error, hint = _fails(cli, tmp_path / "nope.yml", prefix, ExitCode.ERROR, tmp_path)
+    assert error == f"error: lockfile {tmp_path / 'nope.yml'} not found"
+    assert "setup-tool lock" in hint
+    (tmp_path / "adir").mkdir()
+    result = cli("install", "--lockfile", str(tmp_path / "adir"), "--prefix", str(prefix))
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "is a directory, not a conda-lock file" in result.stderr
+    assert not prefix.exists()
+
+
+def test_prefix_under_a_file_is_unwritable(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Tests run as root, for whom chmod denies nothing: a parent that is a file cannot be
+    # created by anyone.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory\n")
+    prefix = blocker / "envs" / "cpu"
+    error, hint = _fails(cli, cpu_lock, prefix, ExitCode.ERROR, tmp_path)
+    assert f"cannot create the environment at {prefix}: {blocker}" in error
+    assert "is a file, not a directory" in error
+    assert "--prefix" in hint
+    assert blocker.read_text() == "a file, not a directory\n"
+
+
+@pytest.mark.parametrize("kind", ["directory", "file", "symlink"])
+def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, tmp_path: Path, kind: str
+) -> None:
+    parent = tmp_path / "work"
+    parent.mkdir()
+    prefix = parent / "project-env"
+    if kind == "directory":
+        (prefix / "lib").mkdir(parents=True)
+        (prefix / "lib" / "precious.txt").write_text("keep me\n")
+    elif kind == "file":
+        prefix.write_text("keep me\n")
+    else:
+        (parent / "elsewhere").mkdir()
+        prefix.symlink_to(parent / "elsewhere")
+    error, hint = _fails(cli, cpu_lock, prefix, ExitCode.USAGE, tmp_path)
+    assert error == (
+        f"error: {prefix} exists and is not an environment setup-tool made; it was left untouched"
+    )
+    assert "choose another --prefix" in hint
+    # Not even the prefix lock file appears next to it.
+    assert not (parent / ".project-env.lock").exists()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_empty_directory_at_the_prefix_is_used(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    prefix.mkdir()  # made for us, e.g. a mount point's folder
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    assert_env_matches(prefix, cpu_lock)
+
+
+def test_full_disk_while_linking_keeps_the_old_environment(  # type: ignore[no-untyped-def]
+    cli, locked_project: Path, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = tmp_path / "env"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    before = snapshot(prefix)
+
+    def full_disk(fetched, *, staging: Path, **_: object) -> None:  # type: ignore[no-untyped-def]
+        (staging / "lib").mkdir(parents=True)
+        (staging / "lib" / "half-written.so").write_bytes(b"\0" * 1024)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("setup_tool.install.link.link", full_disk)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")
+    cuda_lock = locked_project / "envs" / "locks" / "cuda.conda-lock.yml"
+    result = cli("install", "--lockfile", str(cuda_lock), "--prefix", str(prefix))
+    assert result.exit_code == ExitCode.ERROR, result.output
+    assert f"error: no space left on the device while installing into {prefix}; the previous " in (
+        result.stderr
+    )
+    assert "move it with SETUP_TOOL_CACHE" in result.stderr
+    assert snapshot(prefix) == before
+    assert env_torch(prefix)["cuda"] is None
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".env.")] == [".env.lock"]

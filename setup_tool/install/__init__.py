@@ -199,7 +199,7 @@ def _build_and_swap(
     prefix: Path,
     progress: Progress,
 ) -> None:
-    from setup_tool.install.link import link
+    from setup_tool.install.link import link, rattler_errors
 
     staging = prefixes.staging_dir(prefix)
     progress.step(f"linking {len(fetched)} packages")
@@ -220,6 +220,9 @@ def _build_and_swap(
                 cache_dir=request.cache_root / "rattler",
                 on_linked=linked_one,
             )
+        except BaseException:
+            prefixes.remove_tree_settled(staging)
+            raise
         finally:
             progress.done()
         _crash_point("after-link")
@@ -228,9 +231,12 @@ def _build_and_swap(
         prefixes.swap_into_place(staging, prefix)
         _crash_point("after-swap")
     except Exception as exc:
-        if type(exc).__module__.startswith("rattler"):
+        if isinstance(exc, rattler_errors()):
+            # py-rattler's message is a chain of "Caused by: ..." lines: make it one line.
+            lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
+            detail = ": ".join(line for line in lines if line)
             raise SetupToolError(
-                f"linking the environment failed: {exc}; the previous environment is unchanged",
+                f"linking the environment failed: {detail}; the previous environment is unchanged",
                 "run again; if it persists, clear the package cache "
                 f"({request.cache_root}) and report the error",
             ) from None

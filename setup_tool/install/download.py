@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -122,6 +121,8 @@ def fetch_all(
 def _fetch_one(
     package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
 ) -> Fetched:
+    if stop.is_set():  # another package failed while this one waited for a worker
+        raise _Cancelled
     target = cache.archive(package)
     if target.is_file():
         size = target.stat().st_size
@@ -171,7 +172,7 @@ def _download(
                 _copy(handle, out, digest, reporter, stop)
         elif scheme in ("http", "https"):
             try:
-                with _open_url(package) as response:
+                with _open_url(package, stop) as response:
                     length = response.headers.get("Content-Length")
                     if length and length.isdigit():
                         reporter.add_total(int(length))
@@ -199,8 +200,9 @@ def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event
         reporter.advance(len(chunk))
 
 
-def _open_url(package: LockedPackage, attempts: int = 3):  # type: ignore[no-untyped-def]
-    """urlopen with a bounded timeout and retries for transient failures (not for 4xx)."""
+def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
+    """urlopen with a bounded timeout and retries for transient failures (not for 4xx); no
+    more retries once another download has failed."""
     request = urllib.request.Request(
         package.url, headers={"User-Agent": f"setup-tool/{__version__}"}
     )
@@ -224,7 +226,8 @@ def _open_url(package: LockedPackage, attempts: int = 3):  # type: ignore[no-unt
                     "check the network or proxy settings (HTTPS_PROXY); the lock's packages "
                     f"come from {package.channel}",
                 ) from None
-        time.sleep(0.5 * (attempt + 1))
+        if stop.wait(0.5 * (attempt + 1)):
+            raise _Cancelled
     raise AssertionError("unreachable")
 
 

@@ -19,6 +19,20 @@ from typing import Any
 from setup_tool.install.download import Fetched
 
 
+def rattler_errors() -> tuple[type[Exception], ...]:
+    """The exceptions py-rattler raises (``InstallerError``, ``LinkError``, ``IoError``...).
+
+    Their ``__module__`` is ``exceptions``, not ``rattler...``, so they are told apart by class.
+    """
+    import rattler.exceptions
+
+    return tuple(
+        value
+        for value in vars(rattler.exceptions).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    )
+
+
 def _records(fetched: Sequence[Fetched]) -> list[Any]:
     from rattler import IndexJson, PackageRecord, RepoDataRecord
 

@@ -13,6 +13,7 @@ Cache layout (``SETUP_TOOL_CACHE``, default the user cache dir):
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import http.client
 import os
@@ -133,6 +134,7 @@ def _fetch_one(
             return Fetched(package, target, cached=True)
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_partials(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         digest = _download(package, partial, reporter, stop)
@@ -150,6 +152,22 @@ def _fetch_one(
             partial.unlink()
     reporter.package_done(package, cached=False)
     return Fetched(package, target, cached=False)
+
+
+def _remove_dead_partials(target: Path) -> None:
+    """Delete ``.<file>.<pid>.<thread>.part`` files of processes that no longer run (an install
+    killed mid-download); another live install's download into a shared cache is left alone."""
+    for partial in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        pid = partial.name.rsplit(".", 3)[-3]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        except OSError:
+            pass  # alive, someone else's
 
 
 def _download(

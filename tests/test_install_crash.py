@@ -1,0 +1,278 @@
+"""Atomicity: the installer killed with SIGKILL at every step (fault-injection points, a real
+kill during a slow download, a kill between the two renames of the fallback swap), Ctrl-C, and
+two installs into one prefix at once. Each time the environment at the prefix is either the
+old one, intact and working, or the new one, complete; the next run finishes the job and
+leaves nothing behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from channel import LocalChannel
+from install_helpers import (
+    Entry,
+    assert_env_matches,
+    assert_no_leftovers,
+    cli_env,
+    env_torch,
+    install_argv,
+    installed,
+    lock_project,
+    locked_builds,
+    run_install,
+    serve_slowly,
+    snapshot,
+    wait_for,
+)
+
+from setup_tool.variants import Variant
+
+KILLED = -signal.SIGKILL
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def locks(locked_project: Path) -> tuple[Path, Path]:
+    """(old, new): the cpu lock for the environment in place, the cuda lock to replace it."""
+    folder = locked_project / "envs" / "locks"
+    return folder / "cpu.conda-lock.yml", folder / "cuda.conda-lock.yml"
+
+
+@pytest.fixture
+def old_env(cli, locks: tuple[Path, Path], tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    cli.ok("install", "--lockfile", str(locks[0]), "--prefix", str(prefix))
+    assert_env_matches(prefix, locks[0])
+    return prefix
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return cli_env(tmp_path / "cache", CONDA_OVERRIDE_CUDA="12.9", **extra)
+
+
+def _rerun(cli, lockfile: Path, prefix: Path):  # type: ignore[no-untyped-def]
+    """The next install, in-process (quicker than a subprocess; nothing to kill now)."""
+    return cli.ok(
+        "install", "--lockfile", str(lockfile), "--prefix", str(prefix),
+        env={"CONDA_OVERRIDE_CUDA": "12.9"},
+    )  # fmt: skip
+
+
+def _is_old(prefix: Path, before: dict[str, Entry]) -> None:
+    """The old environment, byte for byte, and it runs."""
+    assert snapshot(prefix) == before
+    torch = env_torch(prefix)
+    assert torch["cuda"] is None and torch["build"].startswith("cpu_")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "point", ["after-fetch", "mid-link", "after-link", "before-swap", "after-swap"]
+)
+def test_sigkill_at_each_step(  # type: ignore[no-untyped-def]
+    cli, point: str, old_env: Path, locks: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old_lock, new_lock = locks
+    before = snapshot(old_env)
+
+    crashed = run_install(new_lock, old_env, _env(tmp_path, SETUP_TOOL_TEST_CRASH_AT=point))
+    assert crashed.returncode == KILLED, crashed.stderr
+    staged = sorted(tmp_path.glob(".env.staging-*"))
+    if point == "after-swap":
+        # The swap is the commit point: the new environment is complete and in place; the old
+        # one waits at the staging path to be deleted.
+        assert installed(old_env) == locked_builds(new_lock)
+        assert env_torch(old_env)["cuda"] == "12.9"
+        assert len(staged) == 1 and installed(staged[0]) == locked_builds(old_lock)
+    else:
+        _is_old(old_env, before)
+        assert len(staged) == (0 if point == "after-fetch" else 1)
+
+    again = _rerun(cli, new_lock, old_env)
+    if staged:
+        assert f"==> removing {staged[0].name} left by an interrupted install" in again.stderr
+    if point == "after-swap":
+        assert "is up to date with cuda.conda-lock.yml" in again.stderr
+    else:
+        # Everything fetched before the kill is verified again and reused, not downloaded.
+        assert "2 added, 2 changed, 1 removed; 0 downloaded, 10 from cache" in again.stderr
+    assert_env_matches(old_env, new_lock)
+    assert env_torch(old_env)["cuda"] == "12.9"
+
+
+_FALLBACK_KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+import setup_tool.install.prefix as prefixes
+prefixes._exchange = lambda a, b: False  # a filesystem without renameat2(RENAME_EXCHANGE)
+rename = os.rename
+def rename_then_die(src, dst):
+    rename(src, dst)
+    if ".old-" in str(dst):  # the live prefix just moved aside: die before staging moves in
+        os.kill(os.getpid(), signal.SIGKILL)
+os.rename = rename_then_die
+from setup_tool.cli import main
+sys.argv = ["setup-tool", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigkill_between_the_fallback_renames(  # type: ignore[no-untyped-def]
+    cli, old_env: Path, locks: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old_lock, new_lock = locks
+    before = snapshot(old_env)
+    argv = [
+        sys.executable,
+        "-c",
+        _FALLBACK_KILLED_BETWEEN_RENAMES,
+        *install_argv(new_lock, old_env)[3:],
+    ]
+    crashed = subprocess.run(
+        argv, env=_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert crashed.returncode == KILLED, crashed.stderr
+    # No environment at the prefix for now: the old one, complete, is beside it.
+    assert not old_env.exists()
+    (aside,) = tmp_path.glob(".env.old-*")
+    assert installed(aside) == locked_builds(old_lock)
+
+    # The next run, whatever it installs, first puts the old environment back.
+    again = _rerun(cli, old_lock, old_env)
+    assert f"==> restored the previous environment at {old_env}" in again.stderr
+    assert "is up to date with cpu.conda-lock.yml" in again.stderr
+    ignored = ("conda-meta", "setup-tool.state")  # the up-to-date run records the lock again
+    assert {k: v for k, v in snapshot(old_env).items() if not k.endswith(ignored)} == {
+        k: v for k, v in before.items() if not k.endswith(ignored)
+    }
+    _is_working_and_clean(old_env, old_lock)
+
+
+def _is_working_and_clean(prefix: Path, lockfile: Path) -> None:
+    assert_env_matches(prefix, lockfile)
+    assert_no_leftovers(prefix)
+
+
+def test_fallback_swap_without_rename_exchange(  # type: ignore[no-untyped-def]
+    cli, old_env: Path, locks: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("setup_tool.install.prefix._exchange", lambda a, b: False)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")
+    cli.ok("install", "--lockfile", str(locks[1]), "--prefix", str(old_env))
+    _is_working_and_clean(old_env, locks[1])
+
+
+def _partials(cache: Path) -> list[Path]:
+    return list(cache.rglob("*.part"))
+
+
+@pytest.fixture
+def slow_upgrade(tmp_path: Path, local_channel: LocalChannel, old_env: Path):  # type: ignore[no-untyped-def]
+    """A cuda lock from a channel copy served at ~1.3 KiB/s per package (64 bytes / 50 ms)."""
+    channel = local_channel.copy_to(tmp_path / "channel")
+    with serve_slowly(channel.root, delay=0.05, chunk=64) as server:
+        yield server, lock_project(tmp_path / "project", server.url, Variant.cuda)
+
+
+def test_sigkill_during_a_slow_download(cli, slow_upgrade, old_env: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server, new_lock = slow_upgrade
+    before = snapshot(old_env)
+    process = subprocess.Popen(
+        install_argv(new_lock, old_env), env=_env(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.started.wait(30), "no download started"
+        wait_for(lambda: bool(_partials(tmp_path / "cache")), what="a partial download")
+        time.sleep(0.1)  # bytes are arriving
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == KILLED
+    _is_old(old_env, before)
+    assert _partials(tmp_path / "cache")  # what the kill left behind...
+
+    server.delay = 0
+    _rerun(cli, new_lock, old_env)
+    _is_working_and_clean(old_env, new_lock)
+    assert not _partials(tmp_path / "cache")  # ...the next run cleared
+
+
+def test_ctrl_c_during_a_slow_download(slow_upgrade, old_env: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server, new_lock = slow_upgrade
+    before = snapshot(old_env)
+    process = subprocess.Popen(
+        install_argv(new_lock, old_env), env=_env(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.started.wait(30), "no download started"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    _is_old(old_env, before)
+    assert_no_leftovers(old_env)
+    assert not _partials(tmp_path / "cache")
+
+
+def test_two_concurrent_installs_are_serialized(
+    slow_upgrade, old_env: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    server, new_lock = slow_upgrade
+    env = _env(tmp_path)
+    staging_seen: set[str] = set()
+    most_at_once = 0
+    stop = threading.Event()
+
+    def watch() -> None:  # never two staging trees at once: the installs do not interleave
+        nonlocal most_at_once
+        while not stop.is_set():
+            now = {p.name for p in tmp_path.glob(".env.staging-*")}
+            staging_seen.update(now)
+            most_at_once = max(most_at_once, len(now))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    argv = install_argv(new_lock, old_env)
+    first = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.started.wait(30), "the first install did not start downloading"
+        second = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _, second_err = second.communicate(timeout=60)
+        finally:
+            second.kill()
+        _, first_err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+        stop.set()
+        watcher.join()
+
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert "✓ installed 10 packages" in first_err
+    assert f"==> waiting for another install into {old_env} (pid {first.pid}) to finish" in (
+        second_err
+    )
+    assert "is up to date with cuda.conda-lock.yml" in second_err
+    assert "fetching" not in second_err  # it found the first one's work done, and kept it
+    assert most_at_once == 1 and len(staging_seen) == 1
+    assert len(server.requests) == 4  # each new package downloaded once, by the first
+    _is_working_and_clean(old_env, new_lock)

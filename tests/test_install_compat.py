@@ -70,6 +70,24 @@ def test_lock_without_this_platform(cli, locked_project: Path, tmp_path: Path) -
     assert "hint: add linux-64 to the variant's platforms and relock" in text
 
 
+def test_install_api_refuses_before_touching_anything(locked_project: Path, tmp_path: Path) -> None:
+    """The same check through the Python API, with machine facts given directly."""
+    from setup_tool.errors import LockfileMismatch
+    from setup_tool.install import InstallRequest, install
+
+    request = InstallRequest(
+        lockfile=locked_project / "envs" / "locks" / "cuda.conda-lock.yml",
+        prefix=tmp_path / "env",
+        platform="linux-64",
+        machine=MachineFacts(driver_cuda=None, glibc="2.36"),
+        cache_root=tmp_path / "cache",
+    )
+    with pytest.raises(LockfileMismatch, match="this machine has no NVIDIA driver") as refused:
+        install(request)
+    assert refused.value.exit_code == 5
+    assert list(tmp_path.iterdir()) == []
+
+
 def _machine_check(lockfile: Path, machine: MachineFacts) -> list[str]:
     locked = read_locked_platform(lockfile, "linux-64")
     return [f"{m.reason} | {m.fix}" for m in check_machine(locked, machine)]

@@ -155,7 +155,13 @@ def test_upgrade_after_relock(cli, tmp_path: Path, local_channel: LocalChannel) 
     assert new["pytorch"].startswith("2.14.0 cpu_mkl_py312_")
     changed = sorted(name for name in new if new[name] != old[name])
     assert changed == ["pytorch", "pytorch-cpu", "torchvision"]
-    drift = check_drift(prefix, project)  # what `setup-tool doctor` would say now
+    # `setup-tool doctor` finds the lock through the state file and sees the drift. (Its probe
+    # fails on the channel's stand-in torch, so only its lock check is looked at.)
+    doctor = cli("doctor", "--prefix", str(prefix), "--json", env=env)
+    (lock_check,) = [c for c in json.loads(doctor.stdout)["checks"] if c["id"] == "lock"]
+    assert lock_check["status"] == "fail", lock_check
+    assert f"pytorch {old['pytorch']} (locked {new['pytorch']})" in lock_check["detail"]
+    drift = check_drift(prefix, project)
     assert drift.state == "drifted"
     assert sorted(c.locked.name for c in drift.changed) == changed
 
@@ -219,3 +225,14 @@ def test_default_prefix_is_dot_envs_variant(  # type: ignore[no-untyped-def]
     cli.ok("install", "--variant", "cpu")
     assert_env_matches(project / ".envs" / "cpu", project / "envs/locks/cpu.conda-lock.yml")
     assert installed(project / ".envs" / "cpu")["pytorch"].startswith("2.13.0 cpu_")
+
+
+def test_prefix_with_spaces_and_dotdot(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    given = tmp_path / "my envs" / "not-made" / ".." / "ünï env"
+    result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(given))
+    prefix = tmp_path / "my envs" / "ünï env"  # `..` collapsed before it reaches any file
+    assert_env_matches(prefix, cpu_lock)
+    assert not (tmp_path / "my envs" / "not-made").exists()
+    # The advice is meant to be pasted into a shell.
+    assert f"conda activate '{prefix}'" in result.stdout
+    assert f"run its Python directly: '{prefix}/bin/python'" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -163,9 +164,11 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
             f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
         )
+    # Quoted for the shell: the lines are meant to be copied (a prefix may hold spaces).
     terminal.show(
-        f"Use it: [bold]conda activate {where}[/] (or micromamba/mamba activate), "
-        f"or run its Python directly: [bold]{escape(str(result.python))}[/]"
+        f"Use it: [bold]conda activate {escape(shlex.quote(str(result.prefix)))}[/] (or "
+        f"micromamba/mamba activate), or run its Python directly: "
+        f"[bold]{escape(shlex.quote(str(result.python)))}[/]"
     )
 
 

@@ -82,7 +82,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
     )
     _refuse_mismatch(locked, request.machine)
-    prefix = request.prefix.absolute()
+    prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
@@ -125,6 +125,13 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         )
 
 
+def _absolute(prefix: Path) -> Path:
+    """The prefix as written into the environment's files: absolute, ``..`` collapsed the way
+    a shell would (``Path.absolute`` keeps ``a/../env``, and would create ``a``), symlinks kept
+    (the user may move what they point at)."""
+    return Path(os.path.abspath(prefix))  # noqa: PTH100  (resolve() follows symlinks)
+
+
 def _lockfile_digest(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -137,7 +144,7 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
     platform and categories) and no interrupted install left anything behind. Skips parsing
     the lock (importing conda-lock alone takes ~0.5 s), so "up to date" stays well under 1 s.
     """
-    prefix = request.prefix.absolute()
+    prefix = _absolute(request.prefix)
     state = prefixes.read_state(prefix)
     if (
         state is None

@@ -181,3 +181,22 @@ def test_archive_that_cannot_be_unpacked(
     ), result.stderr
     assert "hint: run again; if it persists, clear the package cache" in result.stderr
     _unchanged(old_env, before)
+
+
+def test_in_place_edit_in_one_environment_does_not_reach_the_next(  # type: ignore[no-untyped-def]
+    cli, locked_project: Path, tmp_path: Path
+) -> None:
+    """Environments hard-link their files from the extracted-package cache: an edit made in
+    place in one environment must not be linked into a later one as if it were verified."""
+    lockfile = locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
+    first, second = tmp_path / "first", tmp_path / "second"
+    cli.ok("install", "--lockfile", str(lockfile), "--prefix", str(first))
+    module = Path("lib/python3.12/site-packages/torch/__init__.py")
+    pristine = (first / module).read_text()
+    with (first / module).open("a") as edit:  # in place: same inode as the cache's copy
+        edit.write("print('edited by hand')\n")
+
+    cli.ok("install", "--lockfile", str(lockfile), "--prefix", str(second))
+    assert (second / module).read_text() == pristine
+    assert (first / module).read_text() == pristine + "print('edited by hand')\n"  # theirs
+    assert_env_matches(second, lockfile)

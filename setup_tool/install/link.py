@@ -96,12 +96,20 @@ def link(
 
     records = _records(fetched)
     reporter = _LinkReporter(on_linked).make() if on_linked else None
+    # Files are hard-linked from the extracted-package cache, so an in-place edit in any
+    # environment edits the cache too, and would be linked into every later environment
+    # although its archive's sha256 matched the lock. Full validation re-hashes each cached
+    # file against the package's paths.json and re-extracts from the verified archive if
+    # one differs (the default checks only that the package's folder exists).
+    package_cache = rattler.PackageCache.new_layered(
+        [cache_dir], validation_mode=rattler.ValidationMode.full()
+    )
     asyncio.run(
         rattler.install(
             records,
             target_prefix=staging,
             alternative_target_prefix=final_prefix,
-            cache_dir=cache_dir,
+            package_cache=package_cache,
             platform=rattler.Subdir(platform),  # `Platform` is deprecated in 0.28
             installed_packages=[],  # staging is always new: never scan it
             execute_link_scripts=False,

@@ -236,3 +236,27 @@ def test_prefix_with_spaces_and_dotdot(cli, cpu_lock: Path, tmp_path: Path) -> N
     # The advice is meant to be pasted into a shell.
     assert f"conda activate '{prefix}'" in result.stdout
     assert f"run its Python directly: '{prefix}/bin/python'" in result.stdout
+
+
+def test_extra_categories_come_on_top_of_main(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # matplotlib-base made a dev-only package, the way conda-lock marks dev dependencies.
+    blocks = cpu_lock.read_text().split("\n- name: ")
+    marked = [
+        b.replace("category: main", "category: dev") if b.startswith("matplotlib-base\n") else b
+        for b in blocks
+    ]
+    lockfile = tmp_path / "cpu.conda-lock.yml"
+    lockfile.write_text("\n- name: ".join(marked))
+    prefix = tmp_path / "env"
+
+    main = install_json(cli, lockfile, prefix)
+    assert main["plan"]["add"] and "matplotlib-base" not in installed(prefix)
+    assert state(prefix)["categories"] == ["main"]
+
+    with_dev = install_json(cli, lockfile, prefix, "--category", "dev")
+    # main stays (as with conda-lock install --dev): only the dev package is added.
+    assert [s.split("=")[0] for s in with_dev["plan"]["add"]] == ["matplotlib-base"]
+    assert with_dev["plan"]["remove"] == [] and with_dev["downloaded"] == 1
+    assert len(installed(prefix)) == 9 and env_torch(prefix)["version"] == "2.13.0"
+    assert state(prefix)["categories"] == ["dev", "main"]
+    assert check_drift(prefix, tmp_path).state == "clean"

@@ -53,7 +53,10 @@ def install(
     category: Annotated[
         list[str] | None,
         typer.Option(
-            "--category", help="Lock categories to install (repeatable).", show_default="main"
+            "--category",
+            help="Lock categories to install besides main, e.g. dev (repeatable); main is always "
+            "installed, as conda-lock does.",
+            show_default=False,
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -75,7 +78,9 @@ def install(
         detection,
         lockfile=lockfile,
         prefix=prefix,
-        categories=tuple(category or ("main",)),
+        # conda-lock's own install always includes main (--dev and -e add to it); without it
+        # an environment lacks what the extra categories' packages depend on.
+        categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
     )
     for warning in detection.target.warnings:

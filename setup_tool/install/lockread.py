@@ -2,7 +2,8 @@
 
 Any conda-lock file works here (ours or one conda-lock wrote for another project): the
 parser converts the on-disk ``version: 1`` format, and categories are applied as conda-lock
-applies them (``main`` unless others are asked for).
+applies them: the packages in any of the categories asked for (the CLI always asks for
+``main``, and adds ``--category`` ones, like ``conda-lock install --dev``).
 """
 
 from __future__ import annotations

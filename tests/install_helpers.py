@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -214,6 +215,7 @@ class SlowServer:
     url: str
     delay: float
     chunk: int = 256
+    break_after: int | None = None  # drop the connection after this many bytes of a package
     started: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
 
@@ -228,11 +230,20 @@ def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandl
                 shutil.copyfileobj(source, outputfile)
                 return
             server.requests.append(self.path)
-            while data := source.read(server.chunk):
-                outputfile.write(data)
-                outputfile.flush()
-                server.started.set()
-                time.sleep(server.delay)
+            sent = 0
+            try:
+                while data := source.read(server.chunk):
+                    if server.break_after is not None and sent >= server.break_after:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)  # mid-body, as a bad link
+                        return
+                    outputfile.write(data)
+                    outputfile.flush()
+                    sent += len(data)
+                    server.started.set()
+                    time.sleep(server.delay)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client was killed: what some tests do on purpose
 
     return Handler
 

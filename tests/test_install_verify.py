@@ -21,6 +21,7 @@ from install_helpers import (
     env_torch,
     lock_project,
     pytorch_archive,
+    serve_slowly,
     snapshot,
     tamper,
 )
@@ -200,3 +201,24 @@ def test_in_place_edit_in_one_environment_does_not_reach_the_next(  # type: igno
     assert (second / module).read_text() == pristine
     assert (first / module).read_text() == pristine + "print('edited by hand')\n"  # theirs
     assert_env_matches(second, lockfile)
+
+
+def test_download_broken_off_midway(  # type: ignore[no-untyped-def]
+    cli, local_channel: LocalChannel, old_env: Path, tmp_path: Path
+) -> None:
+    channel = local_channel.copy_to(tmp_path / "channel")
+    with serve_slowly(channel.root, delay=0, chunk=100) as server:
+        lockfile = _cuda_lock(tmp_path, server.url)
+        server.break_after = 300
+        before = snapshot(old_env)
+        result = cli("install", "--lockfile", str(lockfile), "--prefix", str(old_env))
+    assert result.exit_code == ExitCode.ERROR, result.output
+    host = server.url.removeprefix("http://")
+    # Not "tampered" (exit 7, "relock only if you trust the new file"): the link broke.
+    assert re.search(
+        rf"error: the download of [\w-]+ from {re.escape(host)} broke off after 300 of \d+ bytes",
+        result.stderr,
+    ), result.stderr
+    assert "hint: try again: finished downloads are kept in the cache" in result.stderr
+    _unchanged(old_env, before)
+    assert not list((tmp_path / "cache").rglob("*.part"))

@@ -189,18 +189,23 @@ def _download(
             with source.open("rb") as handle:
                 _copy(handle, out, digest, reporter, stop)
         elif scheme in ("http", "https"):
+            broke_off = (
+                f"the download of {package.name} from {urlsplit(package.url).netloc} broke off"
+            )
+            retry = "try again: finished downloads are kept in the cache"
             try:
                 with _open_url(package, stop) as response:
                     length = response.headers.get("Content-Length")
-                    if length and length.isdigit():
-                        reporter.add_total(int(length))
-                    _copy(response, out, digest, reporter, stop)
+                    expected = int(length) if length and length.isdigit() else None
+                    if expected is not None:
+                        reporter.add_total(expected)
+                    received = _copy(response, out, digest, reporter, stop)
             except (OSError, http.client.HTTPException) as exc:
-                raise ChannelUnreachable(
-                    f"the download of {package.name} from {urlsplit(package.url).netloc} broke "
-                    f"off: {exc}",
-                    "try again: finished downloads are kept in the cache",
-                ) from None
+                raise ChannelUnreachable(f"{broke_off}: {exc}", retry) from None
+            # http.client's read(n) ends quietly at a connection closed early; without this
+            # check a cut-off download would be reported as a tampered package (exit 7).
+            if expected is not None and received < expected:
+                raise ChannelUnreachable(f"{broke_off} after {received} of {expected} bytes", retry)
         else:
             raise SetupToolError(
                 f"{package.name}: unsupported URL scheme {scheme!r} in {package.url}",
@@ -209,13 +214,17 @@ def _download(
     return digest.hexdigest()
 
 
-def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    """Copy until EOF; the number of bytes copied."""
+    copied = 0
     while chunk := source.read(CHUNK):
         if stop.is_set():
             raise _Cancelled
         out.write(chunk)
         digest.update(chunk)
         reporter.advance(len(chunk))
+        copied += len(chunk)
+    return copied
 
 
 def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]

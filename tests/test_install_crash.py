@@ -276,3 +276,15 @@ def test_two_concurrent_installs_are_serialized(
     assert most_at_once == 1 and len(staging_seen) == 1
     assert len(server.requests) == 4  # each new package downloaded once, by the first
     _is_working_and_clean(old_env, new_lock)
+
+
+def test_leftovers_are_matched_by_exact_name(cli, locks: tuple[Path, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Leftovers are found by name pattern; a prefix called env[1] is not a pattern for env1."""
+    neighbours = tmp_path / ".env1.staging-0123456789ab"  # env1's install, still running
+    (neighbours / "conda-meta").mkdir(parents=True)
+    ours = tmp_path / ".env[1].staging-ba9876543210"  # left by a killed install into env[1]
+    ours.mkdir()
+    result = cli.ok("install", "--lockfile", str(locks[0]), "--prefix", str(tmp_path / "env[1]"))
+    assert f"removing {ours.name} left by an interrupted install" in result.stderr
+    assert not ours.exists() and neighbours.is_dir()
+    _is_working_and_clean(tmp_path / "env[1]", locks[0])

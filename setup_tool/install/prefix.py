@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import glob
 import json
 import os
 import shutil
@@ -81,7 +82,8 @@ def staging_dir(prefix: Path) -> Path:
 
 
 def _leftovers(prefix: Path, kind: str) -> list[Path]:
-    return sorted(prefix.parent.glob(f".{prefix.name}.{kind}-*"))
+    # Escaped: a prefix called env[1] must not match (and delete) env1's staging tree.
+    return sorted(prefix.parent.glob(f".{glob.escape(prefix.name)}.{kind}-*"))
 
 
 def has_leftovers(prefix: Path) -> bool:

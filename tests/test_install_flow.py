@@ -260,3 +260,14 @@ def test_extra_categories_come_on_top_of_main(cli, cpu_lock: Path, tmp_path: Pat
     assert len(installed(prefix)) == 9 and env_torch(prefix)["version"] == "2.13.0"
     assert state(prefix)["categories"] == ["dev", "main"]
     assert check_drift(prefix, tmp_path).state == "clean"
+
+
+def test_relative_cache_and_prefix(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SETUP_TOOL_CACHE", "cache")  # relative, as a user may write it
+    result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", "env", "--json")
+    assert json.loads(result.stdout)["prefix"] == str(tmp_path / "env")
+    assert_env_matches(tmp_path / "env", cpu_lock)
+    assert len(list((tmp_path / "cache" / "archives").iterdir())) == 9

@@ -129,7 +129,7 @@ def install_request(
         prefix=prefix,
         platform=target.subdir,
         machine=machine,
-        cache_root=cache_dir(),
+        cache_root=cache_dir().absolute(),
         categories=categories,
         dry_run=dry_run,
         refresh_hint=refresh,

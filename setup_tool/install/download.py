@@ -66,7 +66,8 @@ class PackageCache:
     """Verified package archives, keyed by sha256."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
+        self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
         self.archives = root / "archives"
 
     def archive(self, package: LockedPackage) -> Path:

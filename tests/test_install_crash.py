@@ -288,3 +288,29 @@ def test_leftovers_are_matched_by_exact_name(cli, locks: tuple[Path, Path], tmp_
     assert f"removing {ours.name} left by an interrupted install" in result.stderr
     assert not ours.exists() and neighbours.is_dir()
     _is_working_and_clean(tmp_path / "env[1]", locks[0])
+
+
+def test_lock_rewritten_during_an_install_is_not_taken_for_installed(  # type: ignore[no-untyped-def]
+    cli, locks: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relock (here: the cuda lock copied over the cpu one) while an install links."""
+    lockfile = tmp_path / "team.conda-lock.yml"
+    lockfile.write_bytes(locks[0].read_bytes())
+    from setup_tool.install import link as linking
+
+    real_link = linking.link
+
+    def link_while_relocking(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        real_link(*args, **kwargs)
+        lockfile.write_bytes(locks[1].read_bytes())
+
+    monkeypatch.setattr(linking, "link", link_while_relocking)
+    prefix = tmp_path / "env"
+    cli.ok("install", "--lockfile", str(lockfile), "--prefix", str(prefix))
+    assert installed(prefix) == locked_builds(locks[0])  # what was read is what was installed
+    monkeypatch.setattr(linking, "link", real_link)
+
+    # The next run must see a lock it has not installed (not take the fast path).
+    _rerun(cli, lockfile, prefix)
+    assert_env_matches(prefix, lockfile)
+    assert env_torch(prefix)["cuda"] == "12.9"

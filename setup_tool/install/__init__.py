@@ -256,7 +256,7 @@ def _build_and_swap(
 def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
     return {
         "lockfile": str(request.lockfile.absolute()),
-        "lockfile_sha256": _lockfile_digest(request.lockfile),
+        "lockfile_sha256": locked.file_sha256,  # the bytes parsed, not the file as it is now
         "platform": locked.platform,
         "categories": sorted(request.categories),
         "content_hash": locked.content_hash,

@@ -69,6 +69,10 @@ class LockedPlatform:
     packages: tuple[LockedPackage, ...]
     platforms_in_lock: tuple[str, ...]
     content_hash: str | None
+    # sha256 of the file's bytes, read *before* parsing: if the file is rewritten meanwhile
+    # (a relock), this names the older bytes, so the no-op check re-reads it next time
+    # instead of taking the new file for installed.
+    file_sha256: str | None = None
 
     @property
     def packages_hash(self) -> str:
@@ -86,6 +90,10 @@ def read_locked_platform(
     path: Path, platform: str, categories: Iterable[str] = ("main",), *, refresh_hint: str = ""
 ) -> LockedPlatform:
     """The packages of ``platform`` in the lock at ``path``, or an error that says what to do."""
+    try:
+        file_sha256: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        file_sha256 = None  # _parse says what is wrong with it
     lockfile = _parse(path, refresh_hint)
     wanted = set(categories)
     platforms = tuple(sorted(lockfile.metadata.platforms))
@@ -123,6 +131,7 @@ def read_locked_platform(
         packages=packages,
         platforms_in_lock=platforms,
         content_hash=lockfile.metadata.content_hash.get(platform),
+        file_sha256=file_sha256,
     )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,44 @@ def test_full_disk_while_linking_keeps_the_old_environment(  # type: ignore[no-u
     assert snapshot(prefix) == before
     assert env_torch(prefix)["cuda"] is None
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".env.")] == [".env.lock"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 128 KiB tmpfs: room for the cpu test environment (84 KiB), not for a second copy.
+    Needs root (the tests' VM has it); skipped where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not sys.platform.startswith("linux"):
+        pytest.skip("tmpfs is Linux")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
+    cli, locked_project: Path, cpu_lock: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on a real full filesystem: py-rattler reports it as its own error (os error
+    28), which must read as a full disk, not as "clear the cache and report the error"."""
+    prefix = small_disk / "env"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    before = snapshot(prefix)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")
+    cuda_lock = locked_project / "envs" / "locks" / "cuda.conda-lock.yml"
+    result = cli("install", "--lockfile", str(cuda_lock), "--prefix", str(prefix))
+    assert result.exit_code == ExitCode.ERROR, result.output
+    assert f"error: no space left on the device while installing into {prefix}" in result.stderr
+    assert "hint: free some space" in result.stderr
+    assert snapshot(prefix) == before
+    assert env_torch(prefix)["cuda"] is None
+    assert sorted(p.name for p in small_disk.iterdir()) == [".env.lock", "env"]

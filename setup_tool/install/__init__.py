@@ -112,12 +112,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             _build_and_swap(fetched, locked, request, prefix, progress)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise SetupToolError(
-                    f"no space left on the device while installing into {prefix}; the previous "
-                    f"environment is unchanged",
-                    "free some space (the package cache is in "
-                    f"{request.cache_root}; move it with SETUP_TOOL_CACHE) and run again",
-                ) from None
+                raise _no_space(prefix, request) from None
             raise
         downloaded = sum(1 for f in fetched if not f.cached)
         return _result(
@@ -184,6 +179,15 @@ def _check_writable(prefix: Path) -> None:
         )
 
 
+def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
+    return SetupToolError(
+        f"no space left on the device while installing into {prefix}; the previous "
+        f"environment is unchanged",
+        "free some space (the package cache is in "
+        f"{request.cache_root}; move it with SETUP_TOOL_CACHE) and run again",
+    )
+
+
 def _foreign(prefix: Path) -> UsageError:
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
@@ -242,6 +246,8 @@ def _build_and_swap(
             # py-rattler's message is a chain of "Caused by: ..." lines: make it one line.
             lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
             detail = ": ".join(line for line in lines if line)
+            if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
+                raise _no_space(prefix, request) from None
             raise SetupToolError(
                 f"linking the environment failed: {detail}; the previous environment is unchanged",
                 "run again; if it persists, clear the package cache "

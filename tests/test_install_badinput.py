@@ -222,3 +222,12 @@ def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
     assert snapshot(prefix) == before
     assert env_torch(prefix)["cuda"] is None
     assert sorted(p.name for p in small_disk.iterdir()) == [".env.lock", "env"]
+
+
+def test_project_not_locked_yet(cli, project: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("install", "--variant", "cpu", env={"SETUP_TOOL_PROJECT": str(project)})
+    assert result.exit_code == ExitCode.ERROR, result.output
+    lockfile = project / "envs" / "locks" / "cpu.conda-lock.yml"
+    assert f"error: lockfile {lockfile} not found" in result.stderr
+    assert "hint: create or refresh it with `setup-tool lock --variant cpu`" in result.stderr
+    assert not (project / ".envs").exists()

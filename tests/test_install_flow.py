@@ -271,3 +271,25 @@ def test_relative_cache_and_prefix(  # type: ignore[no-untyped-def]
     assert json.loads(result.stdout)["prefix"] == str(tmp_path / "env")
     assert_env_matches(tmp_path / "env", cpu_lock)
     assert len(list((tmp_path / "cache" / "archives").iterdir())) == 9
+
+
+def test_progress_bars_on_a_terminal(cpu_lock: Path, tmp_path: Path) -> None:
+    """The rich bars (download in bytes from worker threads, link in packages) on a terminal."""
+    import io
+
+    from rich.console import Console
+
+    from setup_tool.cli.install import RichInstallProgress, install_request
+    from setup_tool.detect import detect
+    from setup_tool.install import install
+    from setup_tool.terminal import Terminal
+
+    screen = io.StringIO()
+    terminal = Terminal(stderr=Console(file=screen, force_terminal=True, width=100))
+    assert terminal.interactive
+    request = install_request(detect(), lockfile=cpu_lock, prefix=tmp_path / "env")
+    result = install(request, RichInstallProgress(terminal))
+    assert result.status == "installed" and result.downloaded == 9
+    drawn = screen.getvalue()
+    assert "download" in drawn and re.search(r"link .*9/9", drawn), drawn[-2000:]
+    assert_env_matches(tmp_path / "env", cpu_lock)

@@ -152,7 +152,7 @@ def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-d
 
 def test_an_empty_directory_at_the_prefix_is_used(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     prefix = tmp_path / "env"
-    prefix.mkdir()  # made for us, e.g. a mount point's folder
+    prefix.mkdir()  # made beforehand by the user (mkdir -p), still empty
     cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
     assert_env_matches(prefix, cpu_lock)
 
@@ -184,25 +184,37 @@ def test_full_disk_while_linking_keeps_the_old_environment(  # type: ignore[no-u
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 128 KiB tmpfs: room for the cpu test environment (84 KiB), not for a second copy.
-    Needs root (the tests' VM has it); skipped where mounting is not allowed."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if not sys.platform.startswith("linux"):
-        pytest.skip("tmpfs is Linux")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
+    """Mounts a tmpfs of a given size at a path; needs root (the tests' VM has it), skipped
+    where mounting is not allowed. Unmounted at the end."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> Path:
+        if not sys.platform.startswith("linux"):
+            pytest.skip("tmpfs is Linux")
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(path)
+        return path
+
     try:
-        yield disk
+        yield mount
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        for path in reversed(mounted):
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> Path:
+    """128 KiB: room for the cpu test environment (84 KiB), not for a second copy."""
+    return tmpfs(tmp_path / "disk", "128k")
 
 
 def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
@@ -231,3 +243,18 @@ def test_project_not_locked_yet(cli, project: Path) -> None:  # type: ignore[no-
     assert f"error: lockfile {lockfile} not found" in result.stderr
     assert "hint: create or refresh it with `setup-tool lock --variant cpu`" in result.stderr
     assert not (project / ".envs").exists()
+
+
+def test_mount_point_prefix(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, tmp_path: Path, tmpfs: Callable[[Path, str], Path]
+) -> None:
+    """A volume mounted at the prefix (a container's /opt/env): it cannot be swapped."""
+    prefix = tmpfs(tmp_path / "volume", "1m")
+    error, hint = _fails(cli, cpu_lock, prefix, ExitCode.USAGE, tmp_path)
+    assert error == (
+        f"error: {prefix} is a mount point; setup-tool replaces the environment directory as a "
+        "whole, which a mount point cannot be"
+    )
+    assert hint == f"hint: use a directory inside it, e.g. --prefix {prefix / 'env'}"
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix / "env"))
+    assert_env_matches(prefix / "env", cpu_lock)

@@ -86,15 +86,13 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
-        if prefixes.is_foreign(prefix):
-            raise _foreign(prefix)
+        _check_replaceable(prefix)
         state = prefixes.read_state(prefix)
         missing = [p for p in locked.packages if not cache.has(p)]
         plan = make_plan(locked, state, cache, sizes=download_sizes(missing))
         return _result("dry-run", request, prefix, plan, started)
 
-    if prefixes.is_foreign(prefix):  # before the lock file is made next to it
-        raise _foreign(prefix)
+    _check_replaceable(prefix)  # before the lock file is made next to it
     _check_writable(prefix)
     with prefixes.prefix_lock(prefix, on_wait=progress.step):
         prefixes.recover(prefix, log=progress.step)
@@ -162,6 +160,20 @@ def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
             f"{locked.path.name} does not fit this machine: {problems[0].reason}{more}",
             problems[0].fix,
         )
+
+
+def _check_replaceable(prefix: Path) -> None:
+    """The prefix can be swapped for a new environment: not someone else's, not a mount point."""
+    if os.path.ismount(prefix):
+        # The new environment is built beside the prefix and renamed over it; a mount point
+        # cannot be renamed (EBUSY), nor a directory on another filesystem moved onto it.
+        raise UsageError(
+            f"{prefix} is a mount point; setup-tool replaces the environment directory as a "
+            f"whole, which a mount point cannot be",
+            f"use a directory inside it, e.g. --prefix {prefix / 'env'}",
+        )
+    if prefixes.is_foreign(prefix):
+        raise _foreign(prefix)
 
 
 def _check_writable(prefix: Path) -> None:

@@ -247,16 +247,26 @@ def test_two_concurrent_installs_are_serialized(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     argv = install_argv(new_lock, old_env)
+    server.delay = 0.5  # the first install holds the prefix until the second is seen waiting
     first = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    second_lines: list[str] = []
     try:
         assert server.started.wait(30), "the first install did not start downloading"
         second = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
-            _, second_err = second.communicate(timeout=60)
+            reader = threading.Thread(
+                target=lambda: second_lines.extend(iter(second.stderr.readline, "")),  # type: ignore[union-attr]
+                daemon=True,
+            )
+            reader.start()
+            wait_for(lambda: any("waiting" in line for line in second_lines), what="a waiter")
+            server.delay = 0  # now let the first one finish
+            second.wait(timeout=60)
+            reader.join(timeout=10)
         finally:
             second.kill()
         _, first_err = first.communicate(timeout=60)
@@ -264,6 +274,7 @@ def test_two_concurrent_installs_are_serialized(
         first.kill()
         stop.set()
         watcher.join()
+    second_err = "".join(second_lines)
 
     assert first.returncode == 0, first_err
     assert second.returncode == 0, second_err

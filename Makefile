@@ -25,7 +25,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(STAMP)
 
 env: $(STAMP) ## Detect this machine, lock if needed, install the environment, check it
-	$(BIN)/setup-tool detect
+	$(BIN)/setup-tool env
 
 test: $(TEST_STAMP) ## Lint (ruff, mypy) and run the tests (pytest)
 	$(BIN)/ruff check .

@@ -163,9 +163,14 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
             f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
         )
-    terminal.show(
-        f"Use it: [bold]conda activate {where}[/] (or micromamba/mamba activate), "
-        f"or run its Python directly: [bold]{escape(str(result.python))}[/]"
+    terminal.show(usage_hint(result))
+
+
+def usage_hint(result: InstallResult) -> str:
+    """How to use the environment: activation, or its python by path."""
+    return (
+        f"Use it: [bold]conda activate {escape(str(result.prefix))}[/] (or micromamba/mamba "
+        f"activate), or run its Python directly: [bold]{escape(str(result.python))}[/]"
     )
 
 

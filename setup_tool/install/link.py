@@ -88,7 +88,7 @@ def link(
             target_prefix=staging,
             alternative_target_prefix=final_prefix,
             cache_dir=cache_dir,
-            platform=rattler.platform.Platform(platform),
+            platform=rattler.Subdir(platform),
             installed_packages=[],  # staging is always new: never scan it
             execute_link_scripts=False,
             show_progress=False,

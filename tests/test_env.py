@@ -1,4 +1,4 @@
-"""``setup-tool env``: detect → lock if missing or stale → install → doctor, against the local channel."""
+"""``setup-tool env`` against the local channel: detect → lock if needed → install → doctor."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ failing step's error and exit code end the run.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +15,7 @@ import typer
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import PrefixOption, VariantOption
 from setup_tool.errors import UnsupportedPlatform
+from setup_tool.paths import shown_path
 from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import VariantChoice
 
@@ -72,7 +72,7 @@ def env(
     # 2. lock, only when missing or stale
     check = check_lock(root, chosen, channels=channel)
     lockfile = check.path
-    shown = _relative(lockfile, root)
+    shown = shown_path(lockfile, root)
     if check.up_to_date:
         terminal.step(f"lock: {shown} is up to date")
     else:
@@ -84,7 +84,7 @@ def env(
     request = install_request(detection, lockfile=lockfile, prefix=prefix)
     result = install(request, RichInstallProgress(terminal))
     terminal.step(
-        f"install: {_relative(result.prefix, root)} "
+        f"install: {shown_path(result.prefix, root)} "
         + ("is up to date" if result.status == "up-to-date" else "installed")
         + f" ({result.seconds:.1f} s)"
     )
@@ -106,10 +106,3 @@ def env(
         fail(report.exit_code)
     terminal.step(f"doctor: {escape(report.summary)}")
     terminal.show(usage_hint(result))
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

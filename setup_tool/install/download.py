@@ -132,6 +132,7 @@ def _fetch_one(
             return Fetched(package, target, cached=True)
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         digest = _download(package, partial, reporter, stop)
@@ -149,6 +150,26 @@ def _fetch_one(
             partial.unlink()
     reporter.package_done(package, cached=False)
     return Fetched(package, target, cached=False)
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Delete partial downloads of ``target`` left by processes that no longer exist (a kill
+    mid-download); another live install may be writing its own, so those stay."""
+    for part in target.parent.glob(f".{target.name}.*.part"):
+        pid = part.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _download(

@@ -1,0 +1,212 @@
+"""Crash safety and concurrency: SIGKILL at every step, a kill mid-download, two installs at once.
+
+Each kill leaves the previous environment in place and working; the next run recovers by
+itself and leaves nothing behind. Kills at named steps use the installer's fault-injection
+points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download is in flight.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from channel import LocalChannel
+from install_support import (
+    Project,
+    installed_numpy,
+    leftovers,
+    make_project,
+    newer_numpy,
+    run_install_process,
+)
+
+from setup_tool.install import prefix as prefixes
+
+
+@pytest.fixture
+def upgrading(cli, tmp_path: Path, local_channel: LocalChannel) -> Project:  # type: ignore[no-untyped-def]
+    """Installed at numpy 2.3.5, then relocked for 2.4.0 (the next install upgrades)."""
+    channel = local_channel.copy_to(tmp_path / "channel")
+    project = make_project(tmp_path, channel.url)
+    cli.ok("install", env=project.env)
+    channel.add(newer_numpy(channel))
+    project.relock()
+    return project
+
+
+@pytest.mark.parametrize(
+    ("point", "numpy_after_kill"),
+    [
+        ("after-fetch", "2.3.5"),
+        ("mid-link", "2.3.5"),
+        ("after-link", "2.3.5"),
+        ("before-swap", "2.3.5"),
+        ("after-swap", "2.4.0"),
+    ],
+)
+def test_sigkill_at_each_step_keeps_a_working_environment(
+    upgrading: Project, point: str, numpy_after_kill: str
+) -> None:
+    killed = run_install_process(upgrading, extra_env={"SETUP_TOOL_TEST_CRASH_AT": point})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    # The prefix is always one complete environment: the old one, or (killed after the swap)
+    # the new one, never a mix; either way it runs.
+    assert installed_numpy(upgrading.prefix) == numpy_after_kill
+    assert prefixes.read_state(upgrading.prefix) is not None
+
+    again = run_install_process(upgrading)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+    assert installed_numpy(upgrading.prefix) == "2.4.0"
+    assert leftovers(upgrading.prefix) == []
+
+
+def test_sigkill_during_a_first_install_leaves_no_environment(
+    tmp_path: Path, channel_url: str
+) -> None:
+    project = make_project(tmp_path, channel_url)
+    killed = run_install_process(project, extra_env={"SETUP_TOOL_TEST_CRASH_AT": "before-swap"})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert not project.prefix.exists()  # a half-made environment is never at the prefix
+    assert leftovers(project.prefix)  # the complete staging dir it was about to swap in
+
+    again = run_install_process(project)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+    assert "left by an interrupted install" in stderr
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
+
+
+class _SlowHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a channel; files whose name contains ``slow`` come out in a trickle."""
+
+    slow = "numpy-2.4.0"
+    delay_s = 0.3
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+        if self.slow in self.path:
+            while chunk := source.read(256):
+                outputfile.write(chunk)
+                outputfile.flush()
+                time.sleep(self.delay_s)
+        else:
+            super().copyfile(source, outputfile)
+
+
+@contextmanager
+def slow_server(root: Path, *, slow: str, delay_s: float) -> Iterator[str]:
+    handler = functools.partial(
+        type("Handler", (_SlowHandler,), {"slow": slow, "delay_s": delay_s}), directory=str(root)
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_sigkill_in_the_middle_of_a_download(
+    cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:  # type: ignore[no-untyped-def]
+    channel = local_channel.copy_to(tmp_path / "channel")
+    with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
+        project = make_project(tmp_path, url)
+        cli.ok("install", env=project.env)
+        channel = channel.add(newer_numpy(channel))
+        project.relock()
+
+        child = run_install_process(project)
+        parts = project.cache / "archives"
+        _wait_for(lambda: any(parts.glob("*/.numpy-2.4.0-*.part")))
+        child.kill()
+        child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        assert installed_numpy(project.prefix) == "2.3.5"
+
+    with slow_server(channel.root, slow="nothing", delay_s=0) as url:
+        # The same channel on a new port: point the lock at it and finish the upgrade.
+        project.lockfile.write_text(project.lockfile.read_text().replace(project.channel_url, url))
+        result = cli.ok("install", env=project.env)
+        assert "installed" in result.stderr
+    assert installed_numpy(project.prefix) == "2.4.0"
+    assert not any(parts.glob("*/.*.part"))  # the killed download's partial file is gone
+    assert leftovers(project.prefix) == []
+
+
+def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
+    with slow_server(local_channel.root, slow="pytorch-2.13.0", delay_s=0.5) as url:
+        project = make_project(tmp_path, url)
+        first = run_install_process(project)
+        _wait_for((project.root / ".envs/.cpu.lock").exists)
+        second = run_install_process(project)
+        out_first = first.communicate(timeout=120)
+        out_second = second.communicate(timeout=120)
+    assert first.returncode == 0, out_first[1]
+    assert second.returncode == 0, out_second[1]
+    assert "installed 9 packages" in out_first[1]
+    assert "waiting for another install" in out_second[1]
+    assert "is up to date" in out_second[1]
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
+
+
+def test_recover_puts_back_an_environment_moved_aside_by_the_two_rename_fallback(
+    tmp_path: Path,
+) -> None:
+    """A crash between the fallback's two renames leaves no prefix and a complete old one."""
+    prefix = tmp_path / "env"
+    old = tmp_path / ".env.old-abc"
+    staging = tmp_path / ".env.staging-def"
+    for path in (old, staging):
+        (path / "conda-meta").mkdir(parents=True)
+    prefixes.write_state(old, {"packages": []})
+    prefixes.recover(prefix)
+    assert prefixes.read_state(prefix) is not None
+    assert not old.exists() and not staging.exists()
+
+
+def test_two_rename_fallback_swaps_when_the_filesystem_cannot_exchange(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefixes, "_exchange", lambda a, b: False)
+    prefix, staging = tmp_path / "env", tmp_path / ".env.staging-x"
+    for path, name in ((prefix, "old"), (staging, "new")):
+        path.mkdir()
+        (path / "marker").write_text(name)
+    prefixes.swap_into_place(staging, prefix)
+    assert (prefix / "marker").read_text() == "new"
+    assert (staging / "marker").read_text() == "old"  # for the caller to delete
+
+
+def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path in (a, b):
+        path.mkdir()
+        (path / "name").write_text(path.name)
+    assert prefixes._exchange(a, b)  # Linux renameat2 / macOS renamex_np on this filesystem
+    assert (a / "name").read_text() == "b"
+    assert (b / "name").read_text() == "a"

@@ -47,6 +47,7 @@ class BenchConfig:
     precision: str = "auto"  # fast and throughput loops only
     channels_last: bool | None = None  # None: the loop decides per device
     cudnn_benchmark: bool | None = None  # None: the loop decides (seed: torch's default)
+    compile_optimizer: bool | None = None  # None: with compile-graph on CUDA
     test_limit: int | None = None  # evaluate on the first N test images only
     data_dir: Path | None = None  # None: the copy bundled with this package
     results_dir: Path = Path("results")

@@ -26,25 +26,48 @@ from bench.data import verify
 from bench.devices import resolve, synchronize
 from bench.loops import EpochStats, make_trainer
 
+
+def _head_without_relu(trainer: Any) -> None:
+    """The seed's description names no activation between its linear layers: try none."""
+    trainer.model.classifier[2] = torch.nn.Identity()
+    trainer.model.classifier[4] = torch.nn.Identity()
+
+
+def _dropout_elementwise(trainer: Any) -> None:
+    trainer.model.features[8] = torch.nn.Dropout(0.5)
+
+
+def _tf32_matmul(trainer: Any) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+
+HOOKS = {"head-no-relu": _head_without_relu, "dropout": _dropout_elementwise, "tf32": _tf32_matmul}
+
+# (name, overrides, hook). Round 1 (docs/PERFORMANCE.md) also had none, graph channels-last,
+# graph without autotuning, compile-graph channels-last and reduce-overhead.
 FAST = [
-    ("fast none", {"capture": "none"}),
-    ("fast graph", {"capture": "graph"}),
-    ("fast graph nchw", {"capture": "graph", "channels_last": False}),
-    ("fast graph no-autotune", {"capture": "graph", "cudnn_benchmark": False}),
-    ("fast compile-graph", {"capture": "compile-graph"}),
-    ("fast reduce-overhead", {"capture": "reduce-overhead"}),
-    ("fast graph loss=seed", {"capture": "graph", "loss": "seed"}),
+    ("fast graph nchw", {"capture": "graph", "channels_last": False}, None),
+    ("fast c-graph nchw fusedadam", {"capture": "compile-graph", "compile_optimizer": False}, None),
+    ("fast c-graph nchw", {"capture": "compile-graph"}, None),
+    ("fast c-graph cl", {"capture": "compile-graph", "channels_last": True}, None),
+    ("fast c-graph nchw tf32", {"capture": "compile-graph"}, "tf32"),
+    ("seedloss graph", {"capture": "graph", "loss": "seed", "channels_last": False}, None),
+    (
+        "seedloss head-no-relu",
+        {"capture": "graph", "loss": "seed", "channels_last": False},
+        "head-no-relu",
+    ),
+    ("seedloss dropout", {"capture": "graph", "loss": "seed", "channels_last": False}, "dropout"),
 ]
 THROUGHPUT = [
-    ("tp graph b1024", {"capture": "graph", "batch_size": 1024}),
-    ("tp compile-graph b1024", {"capture": "compile-graph", "batch_size": 1024}),
-    ("tp reduce-overhead b1024", {"capture": "reduce-overhead", "batch_size": 1024}),
-    ("tp compile-graph b2048", {"capture": "compile-graph", "batch_size": 2048}),
-    ("tp compile-graph b4096", {"capture": "compile-graph", "batch_size": 4096}),
-    ("tp graph b4096", {"capture": "graph", "batch_size": 4096}),
+    ("tp c-graph b1024 cl", {"batch_size": 1024}, None),
+    ("tp c-graph b1024 nchw", {"batch_size": 1024, "channels_last": False}, None),
+    ("tp c-graph b1024 fusedadam", {"batch_size": 1024, "compile_optimizer": False}, None),
+    ("tp c-graph b2048 cl", {"batch_size": 2048}, None),
+    ("tp c-graph b4096 cl", {"batch_size": 4096}, None),
 ]
 MAX_STEPS: int | None = None  # --max-steps: for a smoke test on the CPU
-PROFILED = ("fast none", "fast graph", "fast compile-graph")
+PROFILED = ("fast graph nchw", "fast c-graph nchw", "tp c-graph b1024 cl")
 
 
 class _Quiet:
@@ -53,10 +76,11 @@ class _Quiet:
     def end_epoch(self, stats: EpochStats) -> None: ...
 
 
-def run_variant(  # noqa: PLR0917  (a sweep row's seven coordinates, called from one place)
+def run_variant(  # noqa: PLR0917  (a sweep row's eight coordinates, called from one place)
     name: str,
     loop: str,
     overrides: dict[str, Any],
+    hook: str | None,
     device: str,
     epochs: int,
     files: dict[str, Path],
@@ -65,10 +89,13 @@ def run_variant(  # noqa: PLR0917  (a sweep row's seven coordinates, called from
     config = make_config(
         loop, device=device, epochs=epochs, **{"max_steps": MAX_STEPS, **overrides}
     )
-    row: dict[str, Any] = {"name": name, "loop": loop, **overrides}
+    row: dict[str, Any] = {"name": name, "loop": loop, "hook": hook, **overrides}
     trainer = None
+    tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
         trainer = make_trainer(config, torch.device(device), files)
+        if hook:
+            HOOKS[hook](trainer)
         warm = trainer.warm_up()
         stats = [trainer.train_epoch(e, _Quiet()) for e in range(1, epochs + 1)]
         accuracy, _ = trainer.evaluate(None)
@@ -95,6 +122,7 @@ def run_variant(  # noqa: PLR0917  (a sweep row's seven coordinates, called from
         row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         traceback.print_exc()
     finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         if trainer is not None:
             trainer.close()
         del trainer
@@ -176,16 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     if args.seed_steps:
         rows.append(
-            run_variant("seed", "seed", {"max_steps": args.seed_steps}, device, 1, files, profiles)
+            run_variant(
+                "seed", "seed", {"max_steps": args.seed_steps}, None, device, 1, files, profiles
+            )
         )
     if args.only in ("fast", "all"):
         rows += [
-            run_variant(n, "fast", o, device, args.fast_epochs, files, profiles) for n, o in FAST
+            run_variant(n, "fast", o, h, device, args.fast_epochs, files, profiles)
+            for n, o, h in FAST
         ]
     if args.only in ("throughput", "all"):
         rows += [
-            run_variant(n, "throughput", o, device, args.throughput_epochs, files, None)
-            for n, o in THROUGHPUT
+            run_variant(n, "throughput", o, h, device, args.throughput_epochs, files, profiles)
+            for n, o, h in THROUGHPUT
         ]
     print(
         "\n# summary",

@@ -46,7 +46,11 @@ from bench.timing import StepClock
 
 # What --capture auto means on a CUDA device, per loop: the fastest mode measured on an H200
 # (docs/PERFORMANCE.md, "Choosing the capture mode").
-AUTO_CAPTURE = {"fast": "graph", "throughput": "compile-graph"}
+AUTO_CAPTURE = {"fast": "compile-graph", "throughput": "compile-graph"}
+# Channels-last per (loop, device type) when not given. On the H200 at batch 16 the eager
+# channels-last max-pool kernels cost more than the layout saves; CPU convolutions (oneDNN)
+# gain from it; MPS has had channels-last gaps, so it keeps NCHW.
+CHANNELS_LAST = {("fast", "cuda"): False, ("throughput", "cuda"): True, ("fast", "cpu"): True}
 GRAPH_MODES = ("graph", "compile-graph")
 COMPILED_MODES = ("compile", "compile-graph", "reduce-overhead")
 CAPTURE_WARMUP_STEPS = 3  # eager steps before a capture (PyTorch's CUDA graph guidance)
@@ -86,8 +90,12 @@ class ResidentTrainer:
         arrays = load_arrays(files)
         full_steps = len(arrays.train_labels) // self.batch
         self.steps_per_epoch = min(full_steps, config.max_steps or full_steps)
-        self.images = arrays.train_images.unsqueeze(1).to(device)  # uint8 Nx1x28x28
-        self.labels = arrays.train_labels.to(device)
+        used = full_steps * self.batch
+        # One row per step (uint8 steps x B x 1 x 28 x 28): a step's batch is one row, fetched
+        # by a device-side step counter, so a captured graph reads the next batch each replay.
+        self.images = arrays.train_images[:used].reshape(full_steps, self.batch, 1, 28, 28)
+        self.images = self.images.to(device)
+        self.labels = arrays.train_labels[:used].reshape(full_steps, self.batch).to(device)
         self.test_images, self.test_labels = arrays.test_images, arrays.test_labels
 
         self.capture, capture_note = resolve_capture(config.capture, config.loop, device)
@@ -95,7 +103,7 @@ class ResidentTrainer:
         self.channels_last = (
             config.channels_last
             if config.channels_last is not None
-            else device.type in ("cuda", "cpu")  # MPS: channels-last has had gaps; keep NCHW
+            else CHANNELS_LAST.get((config.loop, device.type), device.type == "cpu")
         )
         self._saved_cudnn_benchmark = torch.backends.cudnn.benchmark
         cudnn_benchmark = (
@@ -108,16 +116,34 @@ class ResidentTrainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss()
-        self.optimizer, optimizer_name = make_adam(
-            self.model.parameters(), config.lr, capturable=self.capture in GRAPH_MODES
-        )
-        self.forward: Any = self.model
+        capturable = self.capture in GRAPH_MODES
+        self.compile_optimizer = (
+            config.compile_optimizer
+            if config.compile_optimizer is not None
+            else self.capture == "compile-graph"
+        ) and self.capture in COMPILED_MODES
+        if self.compile_optimizer:
+            # Inductor fuses foreach Adam into a few kernels sized to the whole model; the
+            # fused CUDA kernel runs one block per 64K elements, 54 blocks for 3.5M parameters,
+            # which leaves most of an H200's 132 multiprocessors idle.
+            self.optimizer = torch.optim.Adam(
+                self.model.parameters(), lr=config.lr, foreach=True, capturable=capturable
+            )
+            optimizer_name = "Adam(foreach, torch.compile)"
+        else:
+            self.optimizer, optimizer_name = make_adam(
+                self.model.parameters(), config.lr, capturable=capturable
+            )
+        self._forward_loss_fn: Any = self._forward_loss
+        self._optimizer_step: Any = self.optimizer.step
         if self.capture in COMPILED_MODES:
             mode = "reduce-overhead" if self.capture == "reduce-overhead" else None
-            self.forward = torch.compile(self.model, mode=mode, dynamic=False)
+            # The batch fetch and scaling compile with the model, so they fuse into its kernels.
+            self._forward_loss_fn = torch.compile(self._forward_loss, mode=mode, dynamic=False)
+            if self.compile_optimizer:
+                self._optimizer_step = torch.compile(self.optimizer.step)
 
         self.counter = torch.zeros((), dtype=torch.int64, device=device)
-        self.offsets = torch.arange(self.batch, device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -132,18 +158,20 @@ class ResidentTrainer:
             "precision": self.precision,
             "channels_last": self.channels_last,
             "cudnn_benchmark": cudnn_benchmark,
+            "compiled_optimizer": self.compile_optimizer,
             "host_syncs_per_step": 0,
             "dropped_samples_per_epoch": len(arrays.train_labels) - full_steps * self.batch,
         }
 
     # The step. ------------------------------------------------------------------------------
     def batch_for(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``index``'s inputs as the model sees them: scaled floats, and labels."""
-        rows = index * self.batch + self.offsets
-        images = self.images.index_select(0, rows).to(torch.float32).div_(255)
+        """Step ``index``'s inputs as the model sees them (floats in [0, 1]), and labels."""
+        row = index.reshape(1)
+        images = self.images.index_select(0, row).reshape(self.batch, 1, 28, 28)
+        images = images.to(torch.float32).div(255)  # what ToTensor did per sample
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return images, self.labels.index_select(0, rows)
+        return images, self.labels.index_select(0, row).reshape(self.batch)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.precision == "bf16":
@@ -154,19 +182,23 @@ class ResidentTrainer:
     def compute_loss(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, model output) for one batch."""
-        if self.capture == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
+        """(loss, model output) for one batch, uncompiled."""
         with self._autocast():
-            output = self.forward(images)
+            output = self.model(images)
         return self.criterion(output.float(), labels), output
+
+    def _forward_loss(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = self.batch_for(index)
+        loss, output = self.compute_loss(images, labels)
+        return loss, output, labels
 
     def _body(self) -> None:
         """One training step with no host synchronisation; the graph captures exactly this."""
-        images, labels = self.batch_for(self.counter)
-        loss, output = self.compute_loss(images, labels)
+        if self.capture == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        loss, output, labels = self._forward_loss_fn(self.counter)
         loss.backward()
-        self.optimizer.step()
+        self._optimizer_step()
         with torch.no_grad():
             self.loss_sum += loss.detach()
             self.correct += (output.argmax(dim=1) == labels).sum()
@@ -242,7 +274,7 @@ class ResidentTrainer:
         try:
             self.eager_step()
         except Exception as exc:
-            if self.forward is self.model:
+            if self.capture not in COMPILED_MODES:
                 raise
             self._fall_back(f"torch.compile failed ({type(exc).__name__}: {_first_line(exc)})")
             self.eager_step()
@@ -262,7 +294,8 @@ class ResidentTrainer:
 
     def _fall_back(self, why: str) -> None:
         self.graph = None
-        self.forward = self.model
+        self._forward_loss_fn = self._forward_loss
+        self._optimizer_step = self.optimizer.step
         self.capture = "none"
         self.details.update(capture="none", capture_note=why)
 

@@ -6,6 +6,7 @@ Importing a command module registers its command on ``app``; the order here is t
 
 from __future__ import annotations
 
+from setup_tool.cli import bench, report  # noqa: F401  (register the commands)
 from setup_tool.cli.app import app
 
 __all__ = ["app", "main"]

@@ -15,7 +15,7 @@ from bench.errors import BenchUsageError
 
 LOOPS = ("seed", "fast", "throughput")
 CAPTURES = ("auto", "none", "compile", "graph", "compile-graph", "reduce-overhead")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")  # tf32: matmuls too (convs are by default)
 LOSSES = ("seed", "logits")  # seed: softmax output into CrossEntropyLoss (the double softmax)
 
 # What each loop does unless told otherwise. seed is the 2022 experiment as published; fast

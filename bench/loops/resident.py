@@ -106,6 +106,10 @@ class ResidentTrainer:
             else CHANNELS_LAST.get((config.loop, device.type), device.type == "cpu")
         )
         self._saved_cudnn_benchmark = torch.backends.cudnn.benchmark
+        self._saved_matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
+        if self.precision == "tf32":
+            # cuDNN convolutions already use TF32 by default; this adds the linear layers.
+            torch.backends.cuda.matmul.allow_tf32 = True
         cudnn_benchmark = (
             config.cudnn_benchmark if config.cudnn_benchmark is not None else device.type == "cuda"
         )
@@ -346,6 +350,7 @@ class ResidentTrainer:
 
     def close(self) -> None:
         torch.backends.cudnn.benchmark = self._saved_cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = self._saved_matmul_tf32
 
 
 def _first_line(exc: BaseException) -> str:

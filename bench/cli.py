@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=1, help="Epochs to time (20 = the seed's). Default: 1."
     )
     p.add_argument("--max-steps", type=int, help="Stop each epoch after N steps (short runs).")
-    p.add_argument("--batch-size", type=int, help="Default: 16 (seed, fast), 1024 (throughput).")
+    p.add_argument("--batch-size", type=int, help="Default: 16 (seed, fast), 4096 (throughput).")
     p.add_argument("--lr", type=float, help="Adam learning rate. Default: 1e-4 (the seed's).")
     p.add_argument("--seed", type=int, default=0, help="Random seed. Default: 0.")
     p.add_argument("--warmup-steps", type=int, help="Untimed steps before the first epoch.")

@@ -24,7 +24,7 @@ LOSSES = ("seed", "logits")  # seed: softmax output into CrossEntropyLoss (the d
 LOOP_DEFAULTS: dict[str, dict[str, Any]] = {
     "seed": {"batch_size": 16, "loss": "seed", "warmup_steps": 10},
     "fast": {"batch_size": 16, "loss": "logits", "warmup_steps": 10},
-    "throughput": {"batch_size": 1024, "loss": "logits", "warmup_steps": 5},
+    "throughput": {"batch_size": 4096, "loss": "logits", "warmup_steps": 5},
 }
 
 SEED_LR = 1e-4

@@ -68,7 +68,10 @@ def run_label(result: dict[str, Any]) -> str:
     device = result["device"]
     name = device.get("name") or device["type"]
     config = result["config"]
-    return f"{result['machine']['label']} · {name} ({config['device']}) · {config['loop']}"
+    return (
+        f"{result['machine']['label']} · {name} ({config['device']}) · {config['loop']} "
+        f"b{config['batch_size']}"
+    )
 
 
 @dataclass(frozen=True)

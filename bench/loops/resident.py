@@ -9,22 +9,24 @@ time went at batch 16 (docs/PERFORMANCE.md measures it):
   tensors read once per epoch, and step times come from device events;
 * the logits go into ``CrossEntropyLoss`` (``--loss seed`` puts the double softmax back, to
   check that only the loss changed);
-* fused Adam, channels-last tensors and cuDNN autotuning where the device has them;
-* the whole step (batch gather, forward, backward, Adam, metrics) is captured as one CUDA graph
+* cuDNN autotuning on CUDA; channels-last tensors where they measured faster (CPU,
+  throughput on CUDA); fused Adam, or on CUDA with compile-graph a torch.compile'd foreach
+  Adam (its kernels cover the whole model; the fused kernel leaves most of the GPU idle);
+* the whole step (batch fetch, forward, backward, Adam, metrics) is captured as one CUDA graph
   and replayed, or compiled, per ``--capture``:
 
       none             eager kernels, launched one by one (CPU, MPS, or as a reference)
-      compile          torch.compile'd model (inductor kernels), no graph
+      compile          torch.compile'd fetch+forward+loss (inductor kernels), no graph
       graph            one CUDA graph of the whole step over eager kernels, capturable Adam
-      compile-graph    one CUDA graph of the whole step over inductor kernels
-      reduce-overhead  torch.compile(mode="reduce-overhead") (its own CUDA graphs) + fused Adam
+      compile-graph    one CUDA graph of the whole step over inductor kernels (auto on CUDA)
+      reduce-overhead  torch.compile(mode="reduce-overhead") (its own CUDA graphs)
 
   A graph needs a CUDA device: elsewhere ``graph`` falls back to ``none`` and the compiled
   modes to ``compile``; a capture or compile that fails at run time falls back to ``none``.
   The result records the mode asked for, the mode used and why they differ.
 
 Each epoch runs ``len(train) // batch`` steps: the last partial batch is dropped (none at
-batch 16; 608 samples at 1024), since a captured step has one shape.
+batch 16; 2,656 samples at 4096), since a captured step has one shape.
 """
 
 from __future__ import annotations

@@ -65,12 +65,14 @@ def bench_argv(
     results_dir: Path,
     label: str | None,
     json_output: bool,
+    test_limit: int | None = None,
 ) -> list[str]:
     """The ``python -m bench`` command line for these options (validated here first)."""
     for flag, value in (
         ("--epochs", epochs),
         ("--max-steps", max_steps),
         ("--batch-size", batch_size),
+        ("--test-limit", test_limit),
     ):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} must be a positive integer, not {value}")
@@ -85,6 +87,7 @@ def bench_argv(
         "--warmup-steps": warmup_steps,
         "--data-dir": data_dir,
         "--label": label,
+        "--test-limit": test_limit,
     }
     for flag, value in optional.items():
         if value is not None:
@@ -149,7 +152,7 @@ def bench(  # noqa: PLR0917  (typer passes each CLI flag as one parameter)
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Default: 16 (seed, fast), 1024 (throughput).", show_default=False),
+        typer.Option(help="Default: 16 (seed, fast), 4096 (throughput).", show_default=False),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     warmup_steps: Annotated[
@@ -169,6 +172,10 @@ def bench(  # noqa: PLR0917  (typer passes each CLI flag as one parameter)
     ] = None,
     label: Annotated[
         str | None, typer.Option(help="This machine's name in reports.", show_default=False)
+    ] = None,
+    test_limit: Annotated[
+        int | None,
+        typer.Option(help="Evaluate on the first N test images only.", show_default=False),
     ] = None,
     python: Annotated[
         Path | None, typer.Option(help="Python interpreter to run in.", show_default=False)
@@ -204,6 +211,7 @@ def bench(  # noqa: PLR0917  (typer passes each CLI flag as one parameter)
         results_dir=(results_dir or root / RESULTS_DIR).resolve(),
         label=label,
         json_output=json_output,
+        test_limit=test_limit,
     )
     terminal.step(f"benchmark in {escape(str(interpreter))} (from {escape(source)})")
     with tempfile.TemporaryDirectory(prefix="setup-tool-bench-") as tmp:

@@ -77,6 +77,8 @@ def run_label(result: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class Row:
     label: str
+    machine: str
+    device: str
     loop: str
     batch_size: int
     epochs: int
@@ -99,6 +101,8 @@ def comparison(results: list[dict[str, Any]]) -> list[Row]:
     rows = [
         Row(
             label=run_label(r),
+            machine=r["machine"]["label"],
+            device=f"{r['device'].get('name') or r['device']['type']} ({r['config']['device']})",
             loop=r["config"]["loop"],
             batch_size=r["config"]["batch_size"],
             epochs=r["summary"]["epochs_completed"],
@@ -143,6 +147,9 @@ def plot_epoch_times(results: list[dict[str, Any]], path: Path) -> Plotted:
         seconds = [e["seconds"] for e in r["epochs"]]
         series[label] = seconds
         ax.plot(epochs, seconds, marker="o", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("seconds per epoch")
     ax.set_yscale("log")
@@ -179,6 +186,7 @@ def plot_seconds_per_epoch(results: list[dict[str, Any]], path: Path) -> Plotted
         )
     ax.set_yticks(list(positions), [b[0] for b in bars], fontsize="small")
     ax.set_xscale("log")
+    ax.set_xlim(right=max(b[1] for b in bars) * 8)  # room for the value labels
     ax.set_xlabel("seconds per epoch (log scale; gray: the seed's published figures)")
     ax.set_title("MNIST CNN: mean seconds per epoch")
     fig.tight_layout()

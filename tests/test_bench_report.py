@@ -29,10 +29,21 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_report_table_and_plots_from_the_h200_examples(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli.ok("report", str(EXAMPLES), "--out", str(tmp_path), "--json")
     doc = json.loads(result.stdout)
-    rows = {row["loop"] + str(row["batch_size"]): row for row in doc["runs"]}
-    assert set(rows) == {"seed16", "fast16", "throughput1024", "throughput4096"}
-    assert rows["seed16"]["speedup"] == pytest.approx(1.0)  # the slowest run
-    assert rows["fast16"]["speedup"] > 10
+    rows = {(r["machine"], r["loop"], r["batch_size"]): r for r in doc["runs"]}
+    assert set(rows) == {
+        ("h200", "seed", 16),
+        ("h200", "fast", 16),
+        ("h200", "throughput", 1024),
+        ("h200", "throughput", 4096),
+        ("dev-2core", "seed", 16),
+        ("dev-2core", "fast", 16),
+    }
+    assert rows[("dev-2core", "seed", 16)]["speedup"] == pytest.approx(1.0)  # the slowest
+    fast, seed = rows[("h200", "fast", 16)], rows[("h200", "seed", 16)]
+    assert fast["samples_per_second"] / seed["samples_per_second"] > 10
+    assert [r["samples_per_second"] for r in doc["runs"]] == sorted(
+        (r["samples_per_second"] for r in doc["runs"]), reverse=True
+    )
     for name in ("epoch_times.png", "seconds_per_epoch.png"):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000

@@ -81,7 +81,7 @@ def bench_argv(
     argv = [str(python), "-m", "bench", "--device", device, "--loop", loop]
     argv += ["--epochs", str(epochs), "--seed", str(seed)]
     argv += ["--capture", capture, "--precision", precision, "--results-dir", str(results_dir)]
-    optional = {
+    optional: dict[str, object] = {
         "--max-steps": max_steps,
         "--batch-size": batch_size,
         "--warmup-steps": warmup_steps,
@@ -89,9 +89,9 @@ def bench_argv(
         "--label": label,
         "--test-limit": test_limit,
     }
-    for flag, value in optional.items():
-        if value is not None:
-            argv += [flag, str(value)]
+    for flag, given in optional.items():
+        if given is not None:
+            argv += [flag, str(given)]
     if json_output:
         argv.append("--json")
     return argv

@@ -75,7 +75,9 @@ def report(
         return
     table = Table(title="setup-tool report", title_justify="left")
     for column in (
-        "machine · device · loop",
+        "machine",
+        "device",
+        "loop",
         "batch",
         "epochs",
         "s/epoch",
@@ -84,12 +86,15 @@ def report(
         "train acc",
         "test acc",
     ):
-        table.add_column(column, justify="left" if column.startswith("machine") else "right")
+        table.add_column(
+            column, justify="left" if column in ("machine", "device", "loop") else "right"
+        )
     for row in rows:
-        note = "" if row.complete else " (incomplete)"
-        note += " (partial epochs)" if row.partial_epochs else ""
+        notes = ("" if row.complete else " incomplete") + (" partial" if row.partial_epochs else "")
         table.add_row(
-            escape(row.label) + note,
+            escape(row.machine),
+            escape(row.device),
+            row.loop + (f" [dim]({notes.strip()})[/]" if notes else ""),
             str(row.batch_size),
             str(row.epochs),
             f"{row.seconds_per_epoch:.3f}",

@@ -55,5 +55,8 @@ doctor: $(STAMP) ## Check the accelerator really works inside the environment
 bench: $(STAMP) ## Time the MNIST benchmark on the best device here
 	$(BIN)/setup-tool bench --device auto
 
+report: $(STAMP) ## Compare the benchmark results in results/ (table + PNG plots)
+	$(BIN)/setup-tool report
+
 clean: ## Remove the tool's virtualenv and caches (not .envs/ or results/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

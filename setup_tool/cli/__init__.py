@@ -12,7 +12,7 @@ import traceback
 
 # isort: off
 # Importing registers each command; --help lists them in this order, the workflow's.
-from setup_tool.cli import env, detect, lock, install, doctor  # noqa: F401
+from setup_tool.cli import env, detect, lock, install, doctor, bench, report  # noqa: F401
 from setup_tool.cli.app import app
 
 # isort: on

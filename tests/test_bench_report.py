@@ -19,7 +19,7 @@ from bench.report import (
     plot_seconds_per_epoch,
     run_label,
 )
-from setup_tool.cli.bench import bench_argv
+from setup_tool.cli.bench import bench_argv, lock_hash_of
 from setup_tool.errors import UsageError
 
 EXAMPLES = Path(__file__).parent.parent / "bench" / "examples"
@@ -84,6 +84,7 @@ def test_bench_argv_and_its_validation(tmp_path: Path) -> None:
         results_dir=tmp_path,
         label="box",
         json_output=True,
+        lock_hash="linux-64:abc:packages=def",
     )
     assert argv[:3] == ["/env/bin/python", "-m", "bench"]
     joined = " ".join(argv)
@@ -96,6 +97,7 @@ def test_bench_argv_and_its_validation(tmp_path: Path) -> None:
         "--capture graph",
         "--label box",
         "--json",
+        "--lock-hash linux-64:abc:packages=def",
     ):
         assert part in joined
     assert "--max-steps" not in argv
@@ -116,6 +118,17 @@ def test_bench_argv_and_its_validation(tmp_path: Path) -> None:
             label=None,
             json_output=False,
         )
+
+
+def test_lock_hash_comes_from_the_installed_environment(tmp_path: Path) -> None:
+    from setup_tool.install.prefix import write_state
+
+    assert lock_hash_of(None) is None
+    assert lock_hash_of(tmp_path / "not-an-env") is None
+    write_state(
+        tmp_path, {"platform": "linux-64", "content_hash": "c0ffee", "packages_hash": "f00"}
+    )
+    assert lock_hash_of(tmp_path) == "linux-64:c0ffee:packages=f00"
 
 
 def test_setup_tool_bench_runs_the_benchmark_in_a_subprocess(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -21,10 +20,13 @@ from typing import Annotated
 import typer
 
 from setup_tool.cli.app import app, fail
+from setup_tool.cli.options import PrefixOption, PythonOption
 from setup_tool.errors import CommandFailed, ExitCode, UsageError
-from setup_tool.paths import PREFIXES_DIR, RESULTS_DIR, project_root
+from setup_tool.interpreter import resolve_interpreter
+from setup_tool.paths import RESULTS_DIR, project_root
 from setup_tool.runner import run_passthrough
 from setup_tool.terminal import Terminal, escape
+from setup_tool.variants import Variant
 
 
 class LoopChoice(str, Enum):
@@ -66,6 +68,7 @@ def bench_argv(
     label: str | None,
     json_output: bool,
     test_limit: int | None = None,
+    lock_hash: str | None = None,
 ) -> list[str]:
     """The ``python -m bench`` command line for these options (validated here first)."""
     for flag, value in (
@@ -88,6 +91,7 @@ def bench_argv(
         "--data-dir": data_dir,
         "--label": label,
         "--test-limit": test_limit,
+        "--lock-hash": lock_hash,
     }
     for flag, given in optional.items():
         if given is not None:
@@ -97,35 +101,16 @@ def bench_argv(
     return argv
 
 
-def target_python(python: Path | None, prefix: Path | None, root: Path) -> tuple[Path, str]:
-    """The interpreter to run the benchmark in, and where that choice came from.
+def lock_hash_of(prefix: Path | None) -> str | None:
+    """The lock behind an environment setup-tool installed: conda-lock's content hash of the
+    platform it was installed for, plus the digest of exactly the packages installed."""
+    from setup_tool.install.prefix import read_state
 
-    A stand-in for ``setup_tool.interpreter.resolve_interpreter`` (shared with doctor), with
-    the same order: --python, --prefix, the one environment under .envs/, this interpreter.
-    """
-    if python is not None and prefix is not None:
-        raise UsageError("--python and --prefix name the same thing; give one of them")
-    if python is not None:
-        if not python.exists():
-            raise UsageError(f"--python {python}: no such file", "give a Python executable")
-        return python, "--python"
-    if prefix is not None:
-        candidate = prefix / "bin" / "python"
-        if not candidate.exists():
-            raise UsageError(
-                f"--prefix {prefix}: no Python at {candidate}",
-                "give the prefix of a conda environment, e.g. .envs/cuda",
-            )
-        return candidate, "--prefix"
-    envs = root / PREFIXES_DIR
-    found = sorted(p / "bin" / "python" for p in envs.glob("[!.]*") if (p / "bin/python").exists())
-    if len(found) == 1:
-        return found[0], f"environment {found[0].parent.parent.name}"
-    if importlib.util.find_spec("torch") is not None:
-        return Path(sys.executable), "current interpreter"
-    raise UsageError(
-        "no Python with torch found: no environment under .envs/ and none given",
-        "run `setup-tool env` to install one, or pass --python / --prefix",
+    state = read_state(prefix) if prefix is not None else None
+    if not state:
+        return None
+    return (
+        f"{state.get('platform')}:{state.get('content_hash')}:packages={state.get('packages_hash')}"
     )
 
 
@@ -177,25 +162,25 @@ def bench(
         int | None,
         typer.Option(help="Evaluate on the first N test images only.", show_default=False),
     ] = None,
-    python: Annotated[
-        Path | None, typer.Option(help="Python interpreter to run in.", show_default=False)
-    ] = None,
-    prefix: Annotated[
-        Path | None, typer.Option(help="conda environment prefix to use.", show_default=False)
-    ] = None,
+    python: PythonOption = None,
+    prefix: PrefixOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the runs' summaries as JSON on stdout.")
     ] = False,
 ) -> None:
     """Time the seed's MNIST CNN training on this machine's devices (python -m bench).
 
-    Runs inside the target environment: --python, --prefix, the environment under .envs/,
-    else this interpreter when it has torch. Writes one JSON result (and the seed's .txt of
-    epoch times) per device and loop into results/; `setup-tool report` compares them.
+    Runs inside the target environment: --python, --prefix, the environment `setup-tool env`
+    made for this machine's variant, else this interpreter when it has torch. Writes one JSON
+    result (and the seed's .txt of epoch times) per device and loop into results/;
+    `setup-tool report` compares them.
     """
     terminal = Terminal(quiet=json_output)
     root = project_root()
-    interpreter, source = target_python(python, prefix, root)
+    target = resolve_interpreter(
+        python=python, prefix=prefix, root=root, variant=_detected_variant(python, prefix)
+    )
+    interpreter, source = target.python, target.source
     argv = bench_argv(
         interpreter,
         device=device,
@@ -212,6 +197,7 @@ def bench(
         label=label,
         json_output=json_output,
         test_limit=test_limit,
+        lock_hash=lock_hash_of(target.prefix),
     )
     terminal.step(f"benchmark in {escape(str(interpreter))} (from {escape(source)})")
     with tempfile.TemporaryDirectory(prefix="setup-tool-bench-") as tmp:
@@ -233,3 +219,12 @@ def bench(
     if code in (ExitCode.INTERRUPTED, -2):  # -2: killed by SIGINT before it could exit
         fail(ExitCode.INTERRUPTED)
     fail(ExitCode.ERROR)
+
+
+def _detected_variant(python: Path | None, prefix: Path | None) -> Variant | None:
+    """The variant whose environment is the default target (only needed without flags)."""
+    if python is not None or prefix is not None:
+        return None
+    from setup_tool.detect import detect, overrides_from
+
+    return detect(overrides_from(None, os.environ), os.environ).target.variant

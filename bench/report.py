@@ -141,15 +141,21 @@ def plot_epoch_times(results: list[dict[str, Any]], path: Path) -> Plotted:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     series = {}
+    last_epoch = 1
     for r in results:
         label = run_label(r)
         epochs = [e["epoch"] for e in r["epochs"]]
+        last_epoch = max([last_epoch, *epochs])
         seconds = [e["seconds"] for e in r["epochs"]]
         series[label] = seconds
         ax.plot(epochs, seconds, marker="o", label=label)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Whole epochs only (MaxNLocator alone falls back to fractions when one epoch is shown).
+    ax.xaxis.set_major_locator(
+        MultipleLocator(1) if last_epoch <= 25 else MaxNLocator(integer=True)
+    )
+    ax.set_xlim(0.5, last_epoch + 0.5)
     ax.set_xlabel("epoch")
     ax.set_ylabel("seconds per epoch")
     ax.set_yscale("log")

@@ -210,3 +210,24 @@ def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
     assert prefixes._exchange(a, b)  # Linux renameat2 / macOS renamex_np on this filesystem
     assert (a / "name").read_text() == "b"
     assert (b / "name").read_text() == "a"
+
+
+def test_ctrl_c_in_the_middle_of_a_download(
+    cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:  # type: ignore[no-untyped-def]
+    channel = local_channel.copy_to(tmp_path / "channel")
+    with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
+        project = make_project(tmp_path, url)
+        cli.ok("install", env=project.env)
+        channel = channel.add(newer_numpy(channel))
+        project.relock()
+        child = run_install_process(project)
+        _wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    assert "interrupted: nothing was changed" in stderr
+    assert "Traceback" not in stderr
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
+    assert not any((project.cache / "archives").glob("*/.*.part"))

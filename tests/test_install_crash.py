@@ -7,17 +7,14 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 
 from __future__ import annotations
 
-import functools
 import http.server
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from channel import LocalChannel
+from channel import LocalChannel, serve_channel
 from install_support import (
     Project,
     installed_numpy,
@@ -87,39 +84,27 @@ def test_sigkill_during_a_first_install_leaves_no_environment(
     assert leftovers(project.prefix) == []
 
 
-class _SlowHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a channel; files whose name contains ``slow`` come out in a trickle."""
+def _slow_handler(slow: str, delay_s: float) -> type[http.server.SimpleHTTPRequestHandler]:
+    """A quiet channel handler that sends files whose name contains ``slow`` in a trickle."""
 
-    slow = "numpy-2.4.0"
-    delay_s = 0.3
+    class SlowHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
-        if self.slow in self.path:
+        def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+            if slow not in self.path:
+                return super().copyfile(source, outputfile)
             while chunk := source.read(256):
                 outputfile.write(chunk)
                 outputfile.flush()
-                time.sleep(self.delay_s)
-        else:
-            super().copyfile(source, outputfile)
+                time.sleep(delay_s)
+            return None
+
+    return SlowHandler
 
 
-@contextmanager
-def slow_server(root: Path, *, slow: str, delay_s: float) -> Iterator[str]:
-    handler = functools.partial(
-        type("Handler", (_SlowHandler,), {"slow": slow, "delay_s": delay_s}), directory=str(root)
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def slow_server(root: Path, *, slow: str, delay_s: float):  # type: ignore[no-untyped-def]
+    return serve_channel(root, _slow_handler(slow, delay_s))
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -129,25 +114,37 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-unty
         time.sleep(0.02)
 
 
-def test_sigkill_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
+    """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
+    process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
     with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
         project = make_project(tmp_path, url)
         cli.ok("install", env=project.env)
         channel = channel.add(newer_numpy(channel))
         project.relock()
-
         child = run_install_process(project)
+        try:
+            _wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
+            yield project, channel, child
+        finally:
+            if child.poll() is None:  # a failed assertion must not leave the installer running
+                child.kill()
+                child.communicate()
+
+
+def test_sigkill_in_the_middle_of_a_download(
+    cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:  # type: ignore[no-untyped-def]
+    with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, channel, child):
         parts = project.cache / "archives"
-        _wait_for(lambda: any(parts.glob("*/.numpy-2.4.0-*.part")))
         child.kill()
         child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL
         assert installed_numpy(project.prefix) == "2.3.5"
 
-    with slow_server(channel.root, slow="nothing", delay_s=0) as url:
+    with serve_channel(channel.root) as url:
         # The same channel on a new port: point the lock at it and finish the upgrade.
         project.lockfile.write_text(project.lockfile.read_text().replace(project.channel_url, url))
         result = cli.ok("install", env=project.env)
@@ -215,14 +212,7 @@ def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
 def test_ctrl_c_in_the_middle_of_a_download(
     cli, tmp_path: Path, local_channel: LocalChannel
 ) -> None:  # type: ignore[no-untyped-def]
-    channel = local_channel.copy_to(tmp_path / "channel")
-    with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
-        project = make_project(tmp_path, url)
-        cli.ok("install", env=project.env)
-        channel = channel.add(newer_numpy(channel))
-        project.relock()
-        child = run_install_process(project)
-        _wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
+    with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, _, child):
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130, stderr

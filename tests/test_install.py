@@ -133,3 +133,14 @@ def test_unwritable_prefix(cli, project: Project, tmp_path: Path) -> None:  # ty
     assert "is not writable" in result.stderr
     assert "hint:" in result.stderr
     assert not project.cache.exists()
+
+
+def test_install_repairs_an_environment_that_drifted_from_its_lock(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+    """A package removed behind setup-tool's back (the doctor's "drift") is put back."""
+    cli.ok("install", env=project.env)
+    record = next((project.prefix / "conda-meta").glob("numpy-*.json"))
+    record.unlink()
+    result = cli.ok("install", env=project.env)
+    assert "1 added" in result.stderr
+    assert record.exists()
+    assert "is up to date" in cli.ok("install", env=project.env).stderr

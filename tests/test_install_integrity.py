@@ -132,3 +132,29 @@ def test_lockfile_without_this_platform(cli, tmp_path: Path, channel_url: str) -
     assert "no packages for this machine's platform linux-64" in result.stderr
     assert "(it has: osx-arm64)" in result.stderr
     assert not project.cache.exists()
+
+
+def test_a_full_disk_while_linking_leaves_the_old_environment(
+    cli, tmp_path: Path, local_channel: LocalChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from setup_tool.install import link as linking
+
+    channel = local_channel.copy_to(tmp_path / "channel")
+    project = make_project(tmp_path, channel.url)
+    cli.ok("install", env=project.env)
+    channel.add(newer_numpy(channel))
+    project.relock()
+
+    def full_disk(fetched, *, staging: Path, **_: object) -> None:  # type: ignore[no-untyped-def]
+        (staging / "conda-meta").mkdir(parents=True)  # a partly written environment
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(linking, "link", full_disk)
+    result = cli("install", env=project.env)
+    assert result.exit_code == 1
+    assert "no space left on the device" in result.stderr
+    assert "previous environment is unchanged" in result.stderr
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []

@@ -25,7 +25,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(STAMP)
 
 env: $(STAMP) ## Detect this machine, lock if needed, install the environment, check it
-	$(BIN)/setup-tool detect
+	$(BIN)/setup-tool env
 
 test: $(TEST_STAMP) ## Lint (ruff, mypy) and run the tests (pytest)
 	$(BIN)/ruff check .
@@ -54,6 +54,9 @@ doctor: $(STAMP) ## Check the accelerator really works inside the environment
 
 bench: $(STAMP) ## Time the MNIST benchmark on the best device here
 	$(BIN)/setup-tool bench --device auto
+
+report: $(STAMP) ## Compare the benchmark results in results/ (table + PNG plots)
+	$(BIN)/setup-tool report
 
 clean: ## Remove the tool's virtualenv and caches (not .envs/ or results/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setup_tool.errors import UsageError
-from setup_tool.paths import PREFIXES_DIR, default_prefix
+from setup_tool.paths import PREFIXES_DIR, default_prefix, shown_path
 from setup_tool.variants import Variant
 
 
@@ -66,7 +66,7 @@ def resolve_interpreter(
     for env_prefix in _project_environments(root, variant):
         candidate = prefix_python(env_prefix)
         if candidate.exists():
-            return Interpreter(candidate, f"environment {_relative(env_prefix, root)}", env_prefix)
+            return Interpreter(candidate, f"environment {shown_path(env_prefix, root)}", env_prefix)
     if current_has_torch is None:
         current_has_torch = importlib.util.find_spec("torch") is not None
     if current_has_torch:
@@ -100,10 +100,3 @@ def _project_environments(root: Path, variant: Variant | None) -> Iterable[Path]
     )
     if len(others) == 1:
         yield others[0]
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

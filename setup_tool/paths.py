@@ -53,3 +53,11 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("setup-tool", appauthor=False))
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """``path`` relative to the project root when it is inside it (for messages), else as is."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -100,3 +100,28 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
+
+
+def run_passthrough(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int | None:
+    """Run ``argv`` attached to this terminal (live progress), and return its exit code.
+
+    For long interactive children (the benchmark): no capture, no timeout, same process group,
+    so Ctrl-C reaches the child too and it can save what it finished; we then wait for it.
+    Returns None when the command cannot start.
+    """
+    argv = tuple(str(a) for a in argv)
+    log.debug("run (attached): %s", shlex.join(argv))
+    try:
+        proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, cwd=cwd)
+    except OSError:
+        return None
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue  # the child got the same SIGINT: let it write its results and exit

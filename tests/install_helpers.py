@@ -274,13 +274,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "")
         time.sleep(0.01)
 
 
-def tamper(package_path: Path) -> None:
-    """Change one byte in the middle of an archive (same size, different sha256)."""
-    data = bytearray(package_path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    package_path.write_bytes(bytes(data))
-
-
 def pytorch_archive(channel: LocalChannel, build: str, version: str = "2.13.0") -> Path:
     (package,) = [
         p

@@ -114,6 +114,37 @@ def test_old_driver_through_a_real_nvidia_smi_gives_cpu_with_the_fix(
     assert "575.51.03" in data["target"]["reason"]
 
 
+def _fake_current_nvidia_smi(directory: Path) -> None:
+    """An nvidia-smi printing what the lent H200 machine printed (tests/data/README.md)."""
+    script = directory / "nvidia-smi"
+    query, header = DATA / "nvidia-smi-query-h200.csv", DATA / "nvidia-smi-h200.txt"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"query, header = {str(query)!r}, {str(header)!r}\n"
+        "args = ' '.join(sys.argv[1:])\n"
+        "print(open(query if '--query-gpu' in args else header).read(), end='')\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+def test_h200_through_nvidia_smi_and_driver_file_gives_cuda_13(cli, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The H200's real outputs with NVML unavailable: the fallback sources decide alone."""
+    _fake_current_nvidia_smi(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(nvidia, "read_nvml", lambda load=None: (None, "NVML: disabled in test"))
+    monkeypatch.setattr(nvidia, "SYS_DRIVER_VERSION", DATA / "sys-module-nvidia-version-h200.txt")
+    data = json.loads(cli.ok("detect", "--json").stdout)
+    platform, target = data["platform"], data["target"]
+    assert platform["nvidia"]["driver_version"] == "580.159.04"
+    assert platform["sources"]["nvidia.driver_version"] == str(
+        DATA / "sys-module-nvidia-version-h200.txt"
+    )
+    assert platform["nvidia"]["gpus"][0]["compute_capability"] == "9.0"
+    assert target["variant"] == "cuda"
+    assert target["cuda"] == {"build": "13.0", "driver": "13.0", "source": "nvidia-smi"}
+
+
 def test_installed_executable_and_module_entry_point() -> None:
     executable = Path(sys.executable).with_name("setup-tool")
     assert executable.exists(), "setup-tool is not installed in this environment (pip install -e .)"

@@ -55,6 +55,8 @@ def no_nvml():  # type: ignore[no-untyped-def]
     [
         ("proc-driver-nvidia-version-470.txt", "470.82.01"),
         ("proc-driver-nvidia-version-575-open.txt", "575.57.08"),
+        ("proc-driver-nvidia-version-h200.txt", "580.159.04"),
+        ("sys-module-nvidia-version-h200.txt", "580.159.04"),
     ],
 )
 def test_proc_driver_version(name: str, version: str) -> None:
@@ -71,6 +73,13 @@ def test_sys_module_version_and_garbage() -> None:
 
 def test_smi_header_cuda_version() -> None:
     assert nvidia.parse_smi_header_cuda(read("nvidia-smi-470-t4.txt")) == "11.4"
+    assert nvidia.parse_smi_header_cuda(read("nvidia-smi-h200.txt")) == "13.0"
+
+
+def test_smi_query_of_a_real_h200() -> None:
+    (gpu,) = nvidia.parse_smi_query(read("nvidia-smi-query-h200.csv"))
+    assert (gpu.name, gpu.memory_mib, gpu.compute_capability) == ("NVIDIA H200", 143771, "9.0")
+    assert nvidia.smi_driver_versions(read("nvidia-smi-query-h200.csv")) == {"580.159.04"}
     assert nvidia.parse_smi_header_cuda("garbage") is None
 
 

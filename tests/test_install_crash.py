@@ -1,327 +1,223 @@
-"""Atomicity: the installer killed with SIGKILL at every step (fault-injection points, a real
-kill during a slow download, a kill between the two renames of the fallback swap), Ctrl-C, and
-two installs into one prefix at once. Each time the environment at the prefix is either the
-old one, intact and working, or the new one, complete; the next run finishes the job and
-leaves nothing behind."""
+"""Crash safety and concurrency: SIGKILL at every step, a kill mid-download, two installs at once.
+
+Each kill leaves the previous environment in place and working; the next run recovers by
+itself and leaves nothing behind. Kills at named steps use the installer's fault-injection
+points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download is in flight.
+"""
 
 from __future__ import annotations
 
+import http.server
 import signal
-import subprocess
-import sys
-import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from channel import LocalChannel
-from install_helpers import (
-    Entry,
-    assert_env_matches,
-    assert_no_leftovers,
-    cli_env,
-    env_torch,
-    install_argv,
-    installed,
-    lock_project,
-    locked_builds,
-    run_install,
-    serve_slowly,
-    snapshot,
-    wait_for,
+from channel import LocalChannel, serve_channel
+from install_support import (
+    Project,
+    installed_numpy,
+    leftovers,
+    make_project,
+    newer_numpy,
+    run_install_process,
 )
 
-from setup_tool.variants import Variant
-
-KILLED = -signal.SIGKILL
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+from setup_tool.install import prefix as prefixes
 
 
 @pytest.fixture
-def locks(locked_project: Path) -> tuple[Path, Path]:
-    """(old, new): the cpu lock for the environment in place, the cuda lock to replace it."""
-    folder = locked_project / "envs" / "locks"
-    return folder / "cpu.conda-lock.yml", folder / "cuda.conda-lock.yml"
-
-
-@pytest.fixture
-def old_env(cli, locks: tuple[Path, Path], tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    prefix = tmp_path / "env"
-    cli.ok("install", "--lockfile", str(locks[0]), "--prefix", str(prefix))
-    assert_env_matches(prefix, locks[0])
-    return prefix
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return cli_env(tmp_path / "cache", CONDA_OVERRIDE_CUDA="12.9", **extra)
-
-
-def _rerun(cli, lockfile: Path, prefix: Path):  # type: ignore[no-untyped-def]
-    """The next install, in-process (quicker than a subprocess; nothing to kill now)."""
-    return cli.ok(
-        "install", "--lockfile", str(lockfile), "--prefix", str(prefix),
-        env={"CONDA_OVERRIDE_CUDA": "12.9"},
-    )  # fmt: skip
-
-
-def _is_old(prefix: Path, before: dict[str, Entry]) -> None:
-    """The old environment, byte for byte, and it runs."""
-    assert snapshot(prefix) == before
-    torch = env_torch(prefix)
-    assert torch["cuda"] is None and torch["build"].startswith("cpu_")  # type: ignore[union-attr]
+def upgrading(cli, tmp_path: Path, local_channel: LocalChannel) -> Project:  # type: ignore[no-untyped-def]
+    """Installed at numpy 2.3.5, then relocked for 2.4.0 (the next install upgrades)."""
+    channel = local_channel.copy_to(tmp_path / "channel")
+    project = make_project(tmp_path, channel.url)
+    cli.ok("install", env=project.env)
+    channel.add(newer_numpy(channel))
+    project.relock()
+    return project
 
 
 @pytest.mark.parametrize(
-    "point", ["after-fetch", "mid-link", "after-link", "before-swap", "after-swap"]
+    ("point", "numpy_after_kill"),
+    [
+        ("after-fetch", "2.3.5"),
+        ("mid-link", "2.3.5"),
+        ("after-link", "2.3.5"),
+        ("before-swap", "2.3.5"),
+        ("after-swap", "2.4.0"),
+    ],
 )
-def test_sigkill_at_each_step(  # type: ignore[no-untyped-def]
-    cli, point: str, old_env: Path, locks: tuple[Path, Path], tmp_path: Path
+def test_sigkill_at_each_step_keeps_a_working_environment(
+    upgrading: Project, point: str, numpy_after_kill: str
 ) -> None:
-    old_lock, new_lock = locks
-    before = snapshot(old_env)
+    killed = run_install_process(upgrading, extra_env={"SETUP_TOOL_TEST_CRASH_AT": point})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    # The prefix is always one complete environment: the old one, or (killed after the swap)
+    # the new one, never a mix; either way it runs.
+    assert installed_numpy(upgrading.prefix) == numpy_after_kill
+    assert prefixes.read_state(upgrading.prefix) is not None
 
-    crashed = run_install(new_lock, old_env, _env(tmp_path, SETUP_TOOL_TEST_CRASH_AT=point))
-    assert crashed.returncode == KILLED, crashed.stderr
-    staged = sorted(tmp_path.glob(".env.staging-*"))
-    if point == "after-swap":
-        # The swap is the commit point: the new environment is complete and in place; the old
-        # one waits at the staging path to be deleted.
-        assert installed(old_env) == locked_builds(new_lock)
-        assert env_torch(old_env)["cuda"] == "12.9"
-        assert len(staged) == 1 and installed(staged[0]) == locked_builds(old_lock)
-    else:
-        _is_old(old_env, before)
-        assert len(staged) == (0 if point == "after-fetch" else 1)
-
-    again = _rerun(cli, new_lock, old_env)
-    if staged:
-        assert f"==> removing {staged[0].name} left by an interrupted install" in again.stderr
-    if point == "after-swap":
-        assert "is up to date with cuda.conda-lock.yml" in again.stderr
-    else:
-        # Everything fetched before the kill is verified again and reused, not downloaded.
-        assert "2 added, 2 changed, 1 removed; 0 downloaded, 10 from cache" in again.stderr
-    assert_env_matches(old_env, new_lock)
-    assert env_torch(old_env)["cuda"] == "12.9"
+    again = run_install_process(upgrading)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+    assert installed_numpy(upgrading.prefix) == "2.4.0"
+    assert leftovers(upgrading.prefix) == []
 
 
-_FALLBACK_KILLED_BETWEEN_RENAMES = """
-import os, signal, sys
-import setup_tool.install.prefix as prefixes
-prefixes._exchange = lambda a, b: False  # a filesystem without renameat2(RENAME_EXCHANGE)
-rename = os.rename
-def rename_then_die(src, dst):
-    rename(src, dst)
-    if ".old-" in str(dst):  # the live prefix just moved aside: die before staging moves in
-        os.kill(os.getpid(), signal.SIGKILL)
-os.rename = rename_then_die
-from setup_tool.cli import main
-sys.argv = ["setup-tool", *sys.argv[1:]]
-main()
-"""
-
-
-def test_sigkill_between_the_fallback_renames(  # type: ignore[no-untyped-def]
-    cli, old_env: Path, locks: tuple[Path, Path], tmp_path: Path
+def test_sigkill_during_a_first_install_leaves_no_environment(
+    tmp_path: Path, channel_url: str
 ) -> None:
-    old_lock, new_lock = locks
-    before = snapshot(old_env)
-    argv = [
-        sys.executable,
-        "-c",
-        _FALLBACK_KILLED_BETWEEN_RENAMES,
-        *install_argv(new_lock, old_env)[3:],
-    ]
-    crashed = subprocess.run(
-        argv, env=_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
-    )
-    assert crashed.returncode == KILLED, crashed.stderr
-    # No environment at the prefix for now: the old one, complete, is beside it.
-    assert not old_env.exists()
-    (aside,) = tmp_path.glob(".env.old-*")
-    assert installed(aside) == locked_builds(old_lock)
+    project = make_project(tmp_path, channel_url)
+    killed = run_install_process(project, extra_env={"SETUP_TOOL_TEST_CRASH_AT": "before-swap"})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert not project.prefix.exists()  # a half-made environment is never at the prefix
+    assert leftovers(project.prefix)  # the complete staging dir it was about to swap in
 
-    # The next run, whatever it installs, first puts the old environment back.
-    again = _rerun(cli, old_lock, old_env)
-    assert f"==> restored the previous environment at {old_env}" in again.stderr
-    assert "is up to date with cpu.conda-lock.yml" in again.stderr
-    ignored = ("conda-meta", "setup-tool.state")  # the up-to-date run records the lock again
-    assert {k: v for k, v in snapshot(old_env).items() if not k.endswith(ignored)} == {
-        k: v for k, v in before.items() if not k.endswith(ignored)
-    }
-    _is_working_and_clean(old_env, old_lock)
+    again = run_install_process(project)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+    assert "left by an interrupted install" in stderr
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
 
 
-def _is_working_and_clean(prefix: Path, lockfile: Path) -> None:
-    assert_env_matches(prefix, lockfile)
-    assert_no_leftovers(prefix)
+def _slow_handler(slow: str, delay_s: float) -> type[http.server.SimpleHTTPRequestHandler]:
+    """A quiet channel handler that sends files whose name contains ``slow`` in a trickle."""
+
+    class SlowHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+            if slow not in self.path:
+                return super().copyfile(source, outputfile)
+            while chunk := source.read(256):
+                outputfile.write(chunk)
+                outputfile.flush()
+                time.sleep(delay_s)
+            return None
+
+    return SlowHandler
 
 
-def test_fallback_swap_without_rename_exchange(  # type: ignore[no-untyped-def]
-    cli, old_env: Path, locks: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("setup_tool.install.prefix._exchange", lambda a, b: False)
-    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")
-    cli.ok("install", "--lockfile", str(locks[1]), "--prefix", str(old_env))
-    _is_working_and_clean(old_env, locks[1])
+def slow_server(root: Path, *, slow: str, delay_s: float):  # type: ignore[no-untyped-def]
+    return serve_channel(root, _slow_handler(slow, delay_s))
 
 
-def _partials(cache: Path) -> list[Path]:
-    return list(cache.rglob("*.part"))
+def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
 
 
-@pytest.fixture
-def slow_upgrade(tmp_path: Path, local_channel: LocalChannel, old_env: Path):  # type: ignore[no-untyped-def]
-    """A cuda lock from a channel copy served at ~1.3 KiB/s per package (64 bytes / 50 ms)."""
+@contextmanager
+def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
+    """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
+    process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
-    with serve_slowly(channel.root, delay=0.05, chunk=64) as server:
-        yield server, lock_project(tmp_path / "project", server.url, Variant.cuda)
-
-
-def test_sigkill_during_a_slow_download(cli, slow_upgrade, old_env: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server, new_lock = slow_upgrade
-    before = snapshot(old_env)
-    process = subprocess.Popen(
-        install_argv(new_lock, old_env), env=_env(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert server.started.wait(30), "no download started"
-        wait_for(lambda: bool(_partials(tmp_path / "cache")), what="a partial download")
-        time.sleep(0.1)  # bytes are arriving
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == KILLED
-    _is_old(old_env, before)
-    assert _partials(tmp_path / "cache")  # what the kill left behind...
-
-    server.delay = 0
-    _rerun(cli, new_lock, old_env)
-    _is_working_and_clean(old_env, new_lock)
-    assert not _partials(tmp_path / "cache")  # ...the next run cleared
-
-
-def test_ctrl_c_during_a_slow_download(slow_upgrade, old_env: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server, new_lock = slow_upgrade
-    before = snapshot(old_env)
-    process = subprocess.Popen(
-        install_argv(new_lock, old_env), env=_env(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert server.started.wait(30), "no download started"
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    _is_old(old_env, before)
-    assert_no_leftovers(old_env)
-    assert not _partials(tmp_path / "cache")
-
-
-def test_two_concurrent_installs_are_serialized(
-    slow_upgrade, old_env: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    server, new_lock = slow_upgrade
-    env = _env(tmp_path)
-    staging_seen: set[str] = set()
-    most_at_once = 0
-    stop = threading.Event()
-
-    def watch() -> None:  # never two staging trees at once: the installs do not interleave
-        nonlocal most_at_once
-        while not stop.is_set():
-            now = {p.name for p in tmp_path.glob(".env.staging-*")}
-            staging_seen.update(now)
-            most_at_once = max(most_at_once, len(now))
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    argv = install_argv(new_lock, old_env)
-    server.delay = 0.5  # the first install holds the prefix until the second is seen waiting
-    first = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    second_lines: list[str] = []
-    try:
-        assert server.started.wait(30), "the first install did not start downloading"
-        second = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+    with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
+        project = make_project(tmp_path, url)
+        cli.ok("install", env=project.env)
+        channel = channel.add(newer_numpy(channel))
+        project.relock()
+        child = run_install_process(project)
         try:
-            reader = threading.Thread(
-                target=lambda: second_lines.extend(iter(second.stderr.readline, "")),  # type: ignore[union-attr]
-                daemon=True,
-            )
-            reader.start()
-            wait_for(lambda: any("waiting" in line for line in second_lines), what="a waiter")
-            server.delay = 0  # now let the first one finish
-            second.wait(timeout=60)
-            reader.join(timeout=10)
+            _wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
+            yield project, channel, child
         finally:
-            second.kill()
-        _, first_err = first.communicate(timeout=60)
-    finally:
-        first.kill()
-        stop.set()
-        watcher.join()
-    second_err = "".join(second_lines)
-
-    assert first.returncode == 0, first_err
-    assert second.returncode == 0, second_err
-    assert "✓ installed 10 packages" in first_err
-    assert f"==> waiting for another install into {old_env} (pid {first.pid}) to finish" in (
-        second_err
-    )
-    assert "is up to date with cuda.conda-lock.yml" in second_err
-    assert "fetching" not in second_err  # it found the first one's work done, and kept it
-    assert most_at_once == 1 and len(staging_seen) == 1
-    assert len(server.requests) == 4  # each new package downloaded once, by the first
-    _is_working_and_clean(old_env, new_lock)
+            if child.poll() is None:  # a failed assertion must not leave the installer running
+                child.kill()
+                child.communicate()
 
 
-def test_leftovers_are_matched_by_exact_name(cli, locks: tuple[Path, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Leftovers are found by name pattern; a prefix called env[1] is not a pattern for env1."""
-    neighbours = tmp_path / ".env1.staging-0123456789ab"  # env1's install, still running
-    (neighbours / "conda-meta").mkdir(parents=True)
-    ours = tmp_path / ".env[1].staging-ba9876543210"  # left by a killed install into env[1]
-    ours.mkdir()
-    result = cli.ok("install", "--lockfile", str(locks[0]), "--prefix", str(tmp_path / "env[1]"))
-    assert f"removing {ours.name} left by an interrupted install" in result.stderr
-    assert not ours.exists() and neighbours.is_dir()
-    _is_working_and_clean(tmp_path / "env[1]", locks[0])
+def test_sigkill_in_the_middle_of_a_download(
+    cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:  # type: ignore[no-untyped-def]
+    with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, channel, child):
+        parts = project.cache / "archives"
+        child.kill()
+        child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        assert installed_numpy(project.prefix) == "2.3.5"
+
+    with serve_channel(channel.root) as url:
+        # The same channel on a new port: point the lock at it and finish the upgrade.
+        project.lockfile.write_text(project.lockfile.read_text().replace(project.channel_url, url))
+        result = cli.ok("install", env=project.env)
+        assert "installed" in result.stderr
+    assert installed_numpy(project.prefix) == "2.4.0"
+    assert not any(parts.glob("*/.*.part"))  # the killed download's partial file is gone
+    assert leftovers(project.prefix) == []
 
 
-def test_lock_rewritten_during_an_install_is_not_taken_for_installed(  # type: ignore[no-untyped-def]
-    cli, locks: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
+    with slow_server(local_channel.root, slow="pytorch-2.13.0", delay_s=0.5) as url:
+        project = make_project(tmp_path, url)
+        first = run_install_process(project)
+        _wait_for((project.root / ".envs/.cpu.lock").exists)
+        second = run_install_process(project)
+        out_first = first.communicate(timeout=120)
+        out_second = second.communicate(timeout=120)
+    assert first.returncode == 0, out_first[1]
+    assert second.returncode == 0, out_second[1]
+    assert "installed 9 packages" in out_first[1]
+    assert "waiting for another install" in out_second[1]
+    assert "is up to date" in out_second[1]
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
+
+
+def test_recover_puts_back_an_environment_moved_aside_by_the_two_rename_fallback(
+    tmp_path: Path,
 ) -> None:
-    """A relock (here: the cuda lock copied over the cpu one) while an install links."""
-    lockfile = tmp_path / "team.conda-lock.yml"
-    lockfile.write_bytes(locks[0].read_bytes())
-    from setup_tool.install import link as linking
-
-    real_link = linking.link
-
-    def link_while_relocking(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        real_link(*args, **kwargs)
-        lockfile.write_bytes(locks[1].read_bytes())
-
-    monkeypatch.setattr(linking, "link", link_while_relocking)
+    """A crash between the fallback's two renames leaves no prefix and a complete old one."""
     prefix = tmp_path / "env"
-    cli.ok("install", "--lockfile", str(lockfile), "--prefix", str(prefix))
-    assert installed(prefix) == locked_builds(locks[0])  # what was read is what was installed
-    monkeypatch.setattr(linking, "link", real_link)
+    old = tmp_path / ".env.old-abc"
+    staging = tmp_path / ".env.staging-def"
+    for path in (old, staging):
+        (path / "conda-meta").mkdir(parents=True)
+    prefixes.write_state(old, {"packages": []})
+    prefixes.recover(prefix)
+    assert prefixes.read_state(prefix) is not None
+    assert not old.exists() and not staging.exists()
 
-    # The next run must see a lock it has not installed (not take the fast path).
-    _rerun(cli, lockfile, prefix)
-    assert_env_matches(prefix, lockfile)
-    assert env_torch(prefix)["cuda"] == "12.9"
+
+def test_two_rename_fallback_swaps_when_the_filesystem_cannot_exchange(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefixes, "_exchange", lambda a, b: False)
+    prefix, staging = tmp_path / "env", tmp_path / ".env.staging-x"
+    for path, name in ((prefix, "old"), (staging, "new")):
+        path.mkdir()
+        (path / "marker").write_text(name)
+    prefixes.swap_into_place(staging, prefix)
+    assert (prefix / "marker").read_text() == "new"
+    assert (staging / "marker").read_text() == "old"  # for the caller to delete
+
+
+def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path in (a, b):
+        path.mkdir()
+        (path / "name").write_text(path.name)
+    assert prefixes._exchange(a, b)  # Linux renameat2 / macOS renamex_np on this filesystem
+    assert (a / "name").read_text() == "b"
+    assert (b / "name").read_text() == "a"
+
+
+def test_ctrl_c_in_the_middle_of_a_download(
+    cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:  # type: ignore[no-untyped-def]
+    with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, _, child):
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    assert "interrupted: nothing was changed" in stderr
+    assert "Traceback" not in stderr
+    assert installed_numpy(project.prefix) == "2.3.5"
+    assert leftovers(project.prefix) == []
+    assert not any((project.cache / "archives").glob("*/.*.part"))

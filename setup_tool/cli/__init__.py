@@ -10,8 +10,12 @@ import os
 import sys
 import traceback
 
-from setup_tool.cli import detect, doctor, install, lock  # noqa: F401  (registers the commands)
+# isort: off
+# Importing registers each command; --help lists them in this order, the workflow's.
+from setup_tool.cli import env, detect, lock, install, doctor, bench, report  # noqa: F401
 from setup_tool.cli.app import app
+
+# isort: on
 
 __all__ = ["app", "main"]
 

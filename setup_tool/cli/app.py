@@ -52,6 +52,11 @@ class _Group(TyperGroup):
         except SetupToolError as exc:
             Terminal().error(escape(exc.message), escape(exc.hint) if exc.hint else None)
             raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            # Every command leaves things as they were when interrupted (install's atomic
+            # swap, lock's temp-file write); say so instead of dying silently.
+            Terminal().error("interrupted: nothing was changed by the unfinished step")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except _USAGE_ERRORS as exc:
             usage_ctx = getattr(exc, "ctx", None)
             command = usage_ctx.command_path if usage_ctx else "setup-tool"

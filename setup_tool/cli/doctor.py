@@ -62,12 +62,12 @@ def doctor(
     if json_output:
         terminal.json(result.to_json())
     else:
-        _render(result, terminal)
+        render_doctor(result, terminal)
     if result.exit_code:
         fail(result.exit_code)
 
 
-def _render(result: DoctorResult, terminal: Terminal) -> None:
+def render_doctor(result: DoctorResult, terminal: Terminal) -> None:
     from rich.table import Table
 
     from setup_tool.doctor import Status

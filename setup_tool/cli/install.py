@@ -169,8 +169,13 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
             f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
         )
-    # Quoted for the shell: the lines are meant to be copied (a prefix may hold spaces).
-    terminal.show(
+    terminal.show(usage_hint(result))
+
+
+def usage_hint(result: InstallResult) -> str:
+    """How to use the environment: activation, or its python by path. Quoted for the shell:
+    the lines are meant to be copied, and a prefix may hold spaces."""
+    return (
         f"Use it: [bold]conda activate {escape(shlex.quote(str(result.prefix)))}[/] (or "
         f"micromamba/mamba activate), or run its Python directly: "
         f"[bold]{escape(shlex.quote(str(result.python)))}[/]"
@@ -178,11 +183,15 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
 
 
 def _size(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
-    return f"{nbytes} B"
+    """1536 → "1.5 KiB"; bytes below 1 KiB as a whole number."""
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    size = float(nbytes)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 class RichInstallProgress(Progress):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.errors import ExitCode
+from setup_tool.paths import shown_path
 from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
 
@@ -88,7 +88,7 @@ def lock(
     if check:
         checks = check_locks(root, variants, platforms=platforms, channels=channel, cuda=cuda)
         for result in checks:
-            shown = escape(_relative(result.path, root))
+            shown = escape(shown_path(result.path, root))
             if result.up_to_date:
                 names = ", ".join(p.platform for p in result.platforms)
                 terminal.show(
@@ -140,7 +140,7 @@ def lock(
                     str(entry.packages),
                     entry.pytorch or "-",
                     entry.cuda_version or "-",
-                    f"{_relative(locked.path, root)} ({state})"
+                    f"{shown_path(locked.path, root)} ({state})"
                     if entry.solved
                     else "(kept as it was locked)",
                 )
@@ -159,13 +159,6 @@ _STATE_TEXT = {
     "missing": "not locked yet",
     "extra": "locked but no longer in the spec",
 }
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:

@@ -221,7 +221,7 @@ def read_nvidia(
     runner: Runner,
     *,
     nvml_loader: Callable[[], Any] | None = None,
-    driver_files: tuple[Path, ...] = (SYS_DRIVER_VERSION, PROC_DRIVER_VERSION),
+    driver_files: tuple[Path, ...] | None = None,
     smi_timeout: float = NVIDIA_SMI_TIMEOUT_S,
 ) -> NvidiaReading:
     """NVML if it works; otherwise the driver files and nvidia-smi, each fact from the best."""
@@ -234,6 +234,8 @@ def read_nvidia(
             ),
         )
     reasons = [str(nvml_error)]
+    if driver_files is None:  # read at call time, so tests can point the constants elsewhere
+        driver_files = (SYS_DRIVER_VERSION, PROC_DRIVER_VERSION)
     sources: dict[str, str] = {}
     unknown: dict[str, str] = {}
 

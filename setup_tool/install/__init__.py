@@ -87,9 +87,9 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
 
     if request.dry_run:
         _check_replaceable(prefix)
-        state = prefixes.read_state(prefix)
+        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
         missing = [p for p in locked.packages if not cache.has(p)]
-        plan = make_plan(locked, state, cache, sizes=download_sizes(missing))
+        plan = make_plan(locked, current, cache, sizes=download_sizes(missing))
         return _result("dry-run", request, prefix, plan, started)
 
     _check_replaceable(prefix)  # before the lock file is made next to it
@@ -98,7 +98,8 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         prefixes.recover(prefix, log=progress.step)
         if prefixes.is_foreign(prefix):
             raise _foreign(prefix)
-        plan = make_plan(locked, prefixes.read_state(prefix), cache)
+        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
+        plan = make_plan(locked, current, cache)
         if plan.up_to_date:
             # Same packages from a lockfile whose bytes changed (relocked, reformatted):
             # record it, so the next run takes the fast path.
@@ -134,8 +135,9 @@ def _lockfile_digest(path: Path) -> str | None:
 
 def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
     """The no-op fast path: the prefix was installed from this very lockfile (same bytes,
-    platform and categories) and no interrupted install left anything behind. Skips parsing
-    the lock (importing conda-lock alone takes ~0.5 s), so "up to date" stays well under 1 s.
+    platform and categories), its conda-meta still lists exactly those packages, and no
+    interrupted install left anything behind. Skips parsing the lock (importing conda-lock
+    alone takes ~0.5 s), so "up to date" stays well under 1 s.
     """
     prefix = _absolute(request.prefix)
     state = prefixes.read_state(prefix)
@@ -145,6 +147,7 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
         or state.get("platform") != request.platform
         or state.get("categories") != sorted(request.categories)
         or prefixes.has_leftovers(prefix)
+        or not prefixes.records_match_state(prefix, state)
     ):
         return None
     names = tuple(sorted(p["name"] for p in state.get("packages", [])))

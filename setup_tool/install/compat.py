@@ -81,23 +81,25 @@ def required_cuda(locked: LockedPlatform) -> tuple[str | None, str | None]:
     ]
     if not needing:
         return None, None
-    # In order of preference for naming the reason when several say the same version.
-    candidates: list[tuple[Version, str, str]] = []
+    # (version, preference, version text, why): on a tie the package that pins the CUDA
+    # runtime (cuda-version, cudatoolkit) is the better explanation than a __cuda spec or a
+    # build string.
+    candidates: list[tuple[Version, int, str, str]] = []
     by_name = locked.by_name()
     for name in CUDA_VERSION_PACKAGES:
         if name in by_name:
             version = _major_minor(by_name[name].version)
             if version is not None:
-                candidates.append((Version(version), version, f"{name} {by_name[name].version}"))
+                candidates.append((Version(version), 1, version, f"{name} {by_name[name].version}"))
     for package in needing:
         if package.name in TORCH_PACKAGES and (version := _build_cuda(package.build)):
-            candidates.append((Version(version), version, f"{package.name} {package.build}"))
+            candidates.append((Version(version), 0, version, f"{package.name} {package.build}"))
         match = _LOWER_BOUND.search(package.requirement("__cuda") or "")
         if match and (version := _major_minor(match.group(1))) is not None:
-            candidates.append((Version(version), version, f"{package.name} {package.build}"))
+            candidates.append((Version(version), 0, version, f"{package.name} {package.build}"))
     if not candidates:
         return "0", needing[0].name  # needs some CUDA driver, any version
-    _, version, why = max(candidates, key=lambda candidate: candidate[0])
+    _, _, version, why = max(candidates)
     return version, why
 
 

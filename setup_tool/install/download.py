@@ -135,7 +135,7 @@ def _fetch_one(
             return Fetched(package, target, cached=True)
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_partials(target)
+    _remove_stale_parts(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         digest = _download(package, partial, reporter, stop)
@@ -155,20 +155,24 @@ def _fetch_one(
     return Fetched(package, target, cached=False)
 
 
-def _remove_dead_partials(target: Path) -> None:
-    """Delete ``.<file>.<pid>.<thread>.part`` files of processes that no longer run (an install
-    killed mid-download); another live install's download into a shared cache is left alone."""
-    for partial in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-        pid = partial.name.rsplit(".", 3)[-3]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+def _remove_stale_parts(target: Path) -> None:
+    """Delete partial downloads of ``target`` left by processes that no longer exist (a kill
+    mid-download); another live install may be writing its own, so those stay."""
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        pid = part.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-        except OSError:
-            pass  # alive, someone else's
+                part.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _download(

@@ -1,7 +1,7 @@
 """What an install would do: packages to add, remove, change and keep, and what to download.
 
-The current environment is described by its state file (``prefix.py``), which lists exactly
-what the last install put there; a prefix without one is not compared, only replaced.
+The current environment is what its ``conda-meta/*.json`` records say is installed, so a
+package removed by hand (the drift the doctor reports) shows up as one to add again.
 """
 
 from __future__ import annotations
@@ -48,21 +48,14 @@ class Plan:
         }
 
 
-def installed_packages(state: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
-    """name → {version, build, sha256} from a state file (empty for no environment)."""
-    if not state:
-        return {}
-    return {p["name"]: p for p in state.get("packages", []) if isinstance(p, dict) and "name" in p}
-
-
 def make_plan(
     locked: LockedPlatform,
-    state: Mapping[str, Any] | None,
+    current: Mapping[str, Mapping[str, str]],
     cache: PackageCache,
     sizes: Mapping[str, int | None] | None = None,
 ) -> Plan:
-    """Compare the lock with what the state file says is installed (and what is cached)."""
-    current = installed_packages(state)
+    """Compare the lock with what is installed (name → version, build, sha256; see
+    ``prefix.installed_records``) and with what is already cached."""
     add, change, keep = [], [], []
     for package in sorted(locked.packages, key=lambda p: p.name):
         old = current.get(package.name)

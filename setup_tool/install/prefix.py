@@ -68,6 +68,37 @@ def write_state(prefix: Path, state: dict[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
+def installed_records(prefix: Path) -> dict[str, dict[str, str]]:
+    """name → {name, version, build, sha256} from ``conda-meta/*.json``: what is really
+    installed (the state file says what was installed; the two differ after tampering)."""
+    records = {}
+    for meta in (prefix / "conda-meta").glob("*.json"):
+        try:
+            record = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue  # an unreadable record counts as a package that is not there
+        if isinstance(record, dict) and "name" in record:
+            records[record["name"]] = {
+                key: str(record.get(key, "")) for key in ("name", "version", "build", "sha256")
+            }
+    return records
+
+
+def records_match_state(prefix: Path, state: dict[str, Any]) -> bool:
+    """Cheap check that conda-meta still has exactly the records the state file lists (file
+    names only, no parsing): a package removed or added by hand fails it."""
+    expected = {
+        f"{p.get('name')}-{p.get('version')}-{p.get('build')}.json"
+        for p in state.get("packages", [])
+        if isinstance(p, dict)
+    }
+    try:
+        present = {p.name for p in (prefix / "conda-meta").glob("*.json")}
+    except OSError:
+        return False
+    return present == expected
+
+
 def is_foreign(prefix: Path) -> bool:
     """An existing, non-empty directory setup-tool did not make (never replace such a thing)."""
     if not prefix.exists() and not prefix.is_symlink():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool.errors import SpecError, UsageError
-from setup_tool.paths import spec_paths
+from setup_tool.paths import shown_path, spec_paths
 from setup_tool.variants import VARIANT_PLATFORMS, Variant
 from setup_tool.virtual_packages import BASELINE, VirtualPackage, baseline
 
@@ -96,7 +96,7 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
     if spec_cuda is not None and variant is not Variant.cuda:
         where = overlay if "__cuda" in overlay.virtual_packages else base
         raise SpecError(
-            _relative(where.path, root),
+            shown_path(where.path, root),
             f"__cuda is set, but the {variant.value} variant is solved without it",
             line=where.lines.get("virtual-packages:__cuda"),
             hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
@@ -105,7 +105,7 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
         cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
         if cuda is None:
             raise SpecError(
-                _relative(overlay.path, root),
+                shown_path(overlay.path, root),
                 "the cuda variant needs the driver CUDA version it targets",
                 hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
             )
@@ -134,7 +134,7 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
     """Parse and validate one spec file; every problem is a ``SpecError`` with file and line."""
     import yaml
 
-    shown = _relative(path, root)
+    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -220,13 +220,6 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tuple[str, ...]:
@@ -334,7 +327,7 @@ def _check_overrides_apply(overlay: SpecFile, root: Path) -> None:
     for name in overlay.virtual_packages:
         if name != "__cuda" and not any(name in BASELINE[p] for p in overlay.platforms):
             raise SpecError(
-                _relative(overlay.path, root),
+                shown_path(overlay.path, root),
                 f"{name} does not apply to {', '.join(overlay.platforms)}",
                 line=overlay.lines.get(f"virtual-packages:{name}"),
             )
@@ -349,7 +342,7 @@ def _merge_channels(base: SpecFile, overlay: SpecFile, root: Path) -> tuple[str,
     for channels in lists:
         if tuple(longest[-len(channels) :]) != channels:
             raise SpecError(
-                _relative(overlay.path, root),
+                shown_path(overlay.path, root),
                 f"channels {list(overlay.channels)} do not extend base.yml's {list(base.channels)}",
                 line=overlay.lines.get("channels"),
                 hint="list extra channels before base.yml's, or drop `channels` from the overlay",

@@ -1,0 +1,111 @@
+"""The frozen configuration of one benchmark run, and the per-loop defaults.
+
+A run is one loop on one device. ``BenchConfig`` holds what was asked for; "auto" values
+(capture, precision, channels-last) are resolved by the loop for the device it runs on and
+recorded in the result next to the request, so a result says both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchUsageError
+
+LOOPS = ("seed", "fast", "throughput")
+CAPTURES = ("auto", "none", "compile", "graph", "compile-graph", "reduce-overhead")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")  # tf32: matmuls too (convs are by default)
+LOSSES = ("seed", "logits")  # seed: softmax output into CrossEntropyLoss (the double softmax)
+
+# What each loop does unless told otherwise. seed is the 2022 experiment as published; fast
+# keeps its batch, optimizer and data order but fixes the loss; throughput trades the batch
+# size for hardware utilisation (docs/PERFORMANCE.md has the measurements behind these).
+LOOP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "seed": {"batch_size": 16, "loss": "seed", "warmup_steps": 10},
+    "fast": {"batch_size": 16, "loss": "logits", "warmup_steps": 10},
+    "throughput": {"batch_size": 4096, "loss": "logits", "warmup_steps": 5},
+}
+
+SEED_LR = 1e-4
+TRAIN_SAMPLES = 60_000
+TEST_SAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    loop: str = "seed"
+    device: str = "cpu"  # a concrete device ("cpu", "cuda:0", "mps") once resolved
+    epochs: int = 1
+    max_steps: int | None = None  # cap on training steps per epoch (short runs)
+    batch_size: int = 16
+    lr: float = SEED_LR
+    seed: int = 0
+    warmup_steps: int = 10
+    loss: str = "seed"
+    capture: str = "auto"  # fast and throughput loops only
+    precision: str = "auto"  # fast and throughput loops only
+    channels_last: bool | None = None  # None: the loop decides per device
+    cudnn_benchmark: bool | None = None  # None: the loop decides (seed: torch's default)
+    compile_optimizer: bool | None = None  # None: with compile-graph on CUDA
+    test_limit: int | None = None  # evaluate on the first N test images only
+    data_dir: Path | None = None  # None: the copy bundled with this package
+    results_dir: Path = Path("results")
+    label: str | None = None  # the machine's name in reports; default: the host name
+    lock_hash: str | None = None  # the environment's lock hash, when setup-tool knows it
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["data_dir"] = str(self.data_dir) if self.data_dir else None
+        data["results_dir"] = str(self.results_dir)
+        return data
+
+    @property
+    def seed_comparable(self) -> bool:
+        """Whether this run can stand next to the seed's published figures."""
+        return (
+            self.loop == "seed"
+            and self.loss == "seed"
+            and self.batch_size == 16
+            and self.lr == SEED_LR
+            and self.max_steps is None
+        )
+
+
+def make_config(loop: str, **given: Any) -> BenchConfig:
+    """A validated config for ``loop``; ``None`` values take the loop's defaults."""
+    if loop not in LOOPS:
+        raise BenchUsageError(f"unknown loop {loop!r}", f"choose one of: {', '.join(LOOPS)}")
+    values = {k: v for k, v in given.items() if v is not None}
+    config = replace(BenchConfig(loop=loop, **LOOP_DEFAULTS[loop]), **values)
+    validate(config)
+    return config
+
+
+def validate(config: BenchConfig) -> None:
+    positive = {
+        "--epochs": config.epochs,
+        "--batch-size": config.batch_size,
+        "--max-steps": config.max_steps,
+        "--test-limit": config.test_limit,
+    }
+    for flag, value in positive.items():
+        if value is not None and value <= 0:
+            raise BenchUsageError(f"{flag} must be a positive integer, not {value}")
+    if config.warmup_steps < 0:
+        raise BenchUsageError(f"--warmup-steps must be 0 or more, not {config.warmup_steps}")
+    if not config.lr > 0:
+        raise BenchUsageError(f"--lr must be positive, not {config.lr}")
+    if config.batch_size > TRAIN_SAMPLES:
+        raise BenchUsageError(
+            f"--batch-size {config.batch_size} is larger than the training set ({TRAIN_SAMPLES})"
+        )
+    for flag, value, allowed in (
+        ("--capture", config.capture, CAPTURES),
+        ("--precision", config.precision, PRECISIONS),
+        ("--loss", config.loss, LOSSES),
+    ):
+        if value not in allowed:
+            raise BenchUsageError(
+                f"unknown {flag} {value!r}", f"choose one of: {', '.join(allowed)}"
+            )

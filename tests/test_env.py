@@ -1,0 +1,49 @@
+"""``setup-tool env`` against the local channel: detect → lock if needed → install → doctor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def env_project(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SETUP_TOOL_PROJECT", str(project))
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")
+    return project
+
+
+def test_env_locks_installs_and_is_a_no_op_the_second_time(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+    first = cli.ok("env", "--channel", channel_url, "--no-doctor")
+    assert "lock: envs/locks/cpu.conda-lock.yml is missing; locking" in first.stderr
+    assert "install: .envs/cpu installed" in first.stderr
+    assert (env_project / "envs/locks/cpu.conda-lock.yml").is_file()
+    state = json.loads((env_project / ".envs/cpu/conda-meta/setup-tool.state").read_text())
+    assert state["platform"] == "linux-64"
+    assert "Use it:" in first.stdout
+
+    second = cli.ok("env", "--channel", channel_url, "--no-doctor")
+    assert "lock: envs/locks/cpu.conda-lock.yml is up to date" in second.stderr
+    assert "install: .envs/cpu is up to date" in second.stderr
+
+
+def test_env_runs_the_doctor_on_the_installed_environment(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+    """The test channel's torch is a stub module, so the placement check must fail (exit 6)
+    and say so: proof that the doctor really ran inside the new environment."""
+    result = cli("env", "--channel", channel_url)
+    assert result.exit_code == 6, result.output
+    assert str(env_project / ".envs/cpu/bin/python") in result.stdout
+    assert "did not pass the placement check" in result.stdout
+
+
+def test_env_with_an_unreachable_channel_fails_clearly(
+    cli, env_project, unreachable_channel_url
+) -> None:  # type: ignore[no-untyped-def]
+    result = cli("env", "--channel", unreachable_channel_url, "--no-doctor")
+    assert result.exit_code == 1
+    assert "error:" in result.stderr
+    assert "127.0.0.1" in result.stderr
+    assert not (env_project / ".envs/cpu").exists()

@@ -130,7 +130,7 @@ def test_unwritable_prefix(cli, project: Project, tmp_path: Path) -> None:  # ty
     blocker.write_text("")
     result = cli("install", "--prefix", str(blocker / "env"), env=project.env)
     assert result.exit_code == 1
-    assert "is not writable" in result.stderr
+    assert "a-file is a file, not a directory" in result.stderr
     assert "hint:" in result.stderr
     assert not project.cache.exists()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,10 @@ def install(
     category: Annotated[
         list[str] | None,
         typer.Option(
-            "--category", help="Lock categories to install (repeatable).", show_default="main"
+            "--category",
+            help="Lock categories to install besides main, e.g. dev (repeatable); main is always "
+            "installed, as conda-lock does.",
+            show_default=False,
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -74,7 +78,9 @@ def install(
         detection,
         lockfile=lockfile,
         prefix=prefix,
-        categories=tuple(category or ("main",)),
+        # conda-lock's own install always includes main (--dev and -e add to it); without it
+        # an environment lacks what the extra categories' packages depend on.
+        categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
     )
     for warning in detection.target.warnings:
@@ -123,7 +129,7 @@ def install_request(
         prefix=prefix,
         platform=target.subdir,
         machine=machine,
-        cache_root=cache_dir(),
+        cache_root=cache_dir().absolute(),
         categories=categories,
         dry_run=dry_run,
         refresh_hint=refresh,
@@ -167,10 +173,12 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
 
 
 def usage_hint(result: InstallResult) -> str:
-    """How to use the environment: activation, or its python by path."""
+    """How to use the environment: activation, or its python by path. Quoted for the shell:
+    the lines are meant to be copied, and a prefix may hold spaces."""
     return (
-        f"Use it: [bold]conda activate {escape(str(result.prefix))}[/] (or micromamba/mamba "
-        f"activate), or run its Python directly: [bold]{escape(str(result.python))}[/]"
+        f"Use it: [bold]conda activate {escape(shlex.quote(str(result.prefix)))}[/] (or "
+        f"micromamba/mamba activate), or run its Python directly: "
+        f"[bold]{escape(shlex.quote(str(result.python)))}[/]"
     )
 
 

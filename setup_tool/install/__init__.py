@@ -82,17 +82,17 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
     )
     _refuse_mismatch(locked, request.machine)
-    prefix = request.prefix.absolute()
+    prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
-        if prefixes.is_foreign(prefix):
-            raise _foreign(prefix)
+        _check_replaceable(prefix)
         current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
         missing = [p for p in locked.packages if not cache.has(p)]
         plan = make_plan(locked, current, cache, sizes=download_sizes(missing))
         return _result("dry-run", request, prefix, plan, started)
 
+    _check_replaceable(prefix)  # before the lock file is made next to it
     _check_writable(prefix)
     with prefixes.prefix_lock(prefix, on_wait=progress.step):
         prefixes.recover(prefix, log=progress.step)
@@ -111,17 +111,19 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             _build_and_swap(fetched, locked, request, prefix, progress)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise SetupToolError(
-                    f"no space left on the device while installing into {prefix}; the previous "
-                    f"environment is unchanged",
-                    "free some space (the package cache is in "
-                    f"{request.cache_root}; move it with SETUP_TOOL_CACHE) and run again",
-                ) from None
+                raise _no_space(prefix, request) from None
             raise
         downloaded = sum(1 for f in fetched if not f.cached)
         return _result(
             "installed", request, prefix, plan, started, downloaded, len(fetched) - downloaded
         )
+
+
+def _absolute(prefix: Path) -> Path:
+    """The prefix as written into the environment's files: absolute, ``..`` collapsed the way
+    a shell would (``Path.absolute`` keeps ``a/../env``, and would create ``a``), symlinks kept
+    (the user may move what they point at)."""
+    return Path(os.path.abspath(prefix))  # noqa: PTH100  (resolve() follows symlinks)
 
 
 def _lockfile_digest(path: Path) -> str | None:
@@ -137,7 +139,7 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
     interrupted install left anything behind. Skips parsing the lock (importing conda-lock
     alone takes ~0.5 s), so "up to date" stays well under 1 s.
     """
-    prefix = request.prefix.absolute()
+    prefix = _absolute(request.prefix)
     state = prefixes.read_state(prefix)
     if (
         state is None
@@ -163,14 +165,42 @@ def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
         )
 
 
+def _check_replaceable(prefix: Path) -> None:
+    """The prefix can be swapped for a new environment: not someone else's, not a mount point."""
+    if os.path.ismount(prefix):
+        # The new environment is built beside the prefix and renamed over it; a mount point
+        # cannot be renamed (EBUSY), nor a directory on another filesystem moved onto it.
+        raise UsageError(
+            f"{prefix} is a mount point; setup-tool replaces the environment directory as a "
+            f"whole, which a mount point cannot be",
+            f"use a directory inside it, e.g. --prefix {prefix / 'env'}",
+        )
+    if prefixes.is_foreign(prefix):
+        raise _foreign(prefix)
+
+
 def _check_writable(prefix: Path) -> None:
     parent = prefix.parent
     existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK) or not existing.is_dir():
+    if existing is not None and not existing.is_dir():
+        raise SetupToolError(
+            f"cannot create the environment at {prefix}: {existing} is a file, not a directory",
+            "choose a --prefix in a directory you can write to",
+        )
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
         raise SetupToolError(
             f"cannot create the environment at {prefix}: {existing or parent} is not writable",
             "choose a --prefix in a directory you can write to",
         )
+
+
+def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
+    return SetupToolError(
+        f"no space left on the device while installing into {prefix}; the previous "
+        f"environment is unchanged",
+        "free some space (the package cache is in "
+        f"{request.cache_root}; move it with SETUP_TOOL_CACHE) and run again",
+    )
 
 
 def _foreign(prefix: Path) -> UsageError:
@@ -195,7 +225,7 @@ def _build_and_swap(
     prefix: Path,
     progress: Progress,
 ) -> None:
-    from setup_tool.install.link import link
+    from setup_tool.install.link import link, rattler_errors
 
     staging = prefixes.staging_dir(prefix)
     progress.step(f"linking {len(fetched)} packages")
@@ -216,6 +246,9 @@ def _build_and_swap(
                 cache_dir=request.cache_root / "rattler",
                 on_linked=linked_one,
             )
+        except BaseException:
+            prefixes.remove_tree_settled(staging)
+            raise
         finally:
             progress.done()
         _crash_point("after-link")
@@ -224,9 +257,14 @@ def _build_and_swap(
         prefixes.swap_into_place(staging, prefix)
         _crash_point("after-swap")
     except Exception as exc:
-        if type(exc).__module__.startswith("rattler"):
+        if isinstance(exc, rattler_errors()):
+            # py-rattler's message is a chain of "Caused by: ..." lines: make it one line.
+            lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
+            detail = ": ".join(line for line in lines if line)
+            if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
+                raise _no_space(prefix, request) from None
             raise SetupToolError(
-                f"linking the environment failed: {exc}; the previous environment is unchanged",
+                f"linking the environment failed: {detail}; the previous environment is unchanged",
                 "run again; if it persists, clear the package cache "
                 f"({request.cache_root}) and report the error",
             ) from None
@@ -239,7 +277,7 @@ def _build_and_swap(
 def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
     return {
         "lockfile": str(request.lockfile.absolute()),
-        "lockfile_sha256": _lockfile_digest(request.lockfile),
+        "lockfile_sha256": locked.file_sha256,  # the bytes parsed, not the file as it is now
         "platform": locked.platform,
         "categories": sorted(request.categories),
         "content_hash": locked.content_hash,

@@ -13,11 +13,11 @@ Cache layout (``SETUP_TOOL_CACHE``, default the user cache dir):
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import http.client
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -66,7 +66,8 @@ class PackageCache:
     """Verified package archives, keyed by sha256."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
+        self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
         self.archives = root / "archives"
 
     def archive(self, package: LockedPackage) -> Path:
@@ -122,6 +123,8 @@ def fetch_all(
 def _fetch_one(
     package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
 ) -> Fetched:
+    if stop.is_set():  # another package failed while this one waited for a worker
+        raise _Cancelled
     target = cache.archive(package)
     if target.is_file():
         size = target.stat().st_size
@@ -155,7 +158,7 @@ def _fetch_one(
 def _remove_stale_parts(target: Path) -> None:
     """Delete partial downloads of ``target`` left by processes that no longer exist (a kill
     mid-download); another live install may be writing its own, so those stay."""
-    for part in target.parent.glob(f".{target.name}.*.part"):
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
         pid = part.name[len(target.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
@@ -191,18 +194,23 @@ def _download(
             with source.open("rb") as handle:
                 _copy(handle, out, digest, reporter, stop)
         elif scheme in ("http", "https"):
+            broke_off = (
+                f"the download of {package.name} from {urlsplit(package.url).netloc} broke off"
+            )
+            retry = "try again: finished downloads are kept in the cache"
             try:
-                with _open_url(package) as response:
+                with _open_url(package, stop) as response:
                     length = response.headers.get("Content-Length")
-                    if length and length.isdigit():
-                        reporter.add_total(int(length))
-                    _copy(response, out, digest, reporter, stop)
+                    expected = int(length) if length and length.isdigit() else None
+                    if expected is not None:
+                        reporter.add_total(expected)
+                    received = _copy(response, out, digest, reporter, stop)
             except (OSError, http.client.HTTPException) as exc:
-                raise ChannelUnreachable(
-                    f"the download of {package.name} from {urlsplit(package.url).netloc} broke "
-                    f"off: {exc}",
-                    "try again: finished downloads are kept in the cache",
-                ) from None
+                raise ChannelUnreachable(f"{broke_off}: {exc}", retry) from None
+            # http.client's read(n) ends quietly at a connection closed early; without this
+            # check a cut-off download would be reported as a tampered package (exit 7).
+            if expected is not None and received < expected:
+                raise ChannelUnreachable(f"{broke_off} after {received} of {expected} bytes", retry)
         else:
             raise SetupToolError(
                 f"{package.name}: unsupported URL scheme {scheme!r} in {package.url}",
@@ -211,17 +219,22 @@ def _download(
     return digest.hexdigest()
 
 
-def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    """Copy until EOF; the number of bytes copied."""
+    copied = 0
     while chunk := source.read(CHUNK):
         if stop.is_set():
             raise _Cancelled
         out.write(chunk)
         digest.update(chunk)
         reporter.advance(len(chunk))
+        copied += len(chunk)
+    return copied
 
 
-def _open_url(package: LockedPackage, attempts: int = 3):  # type: ignore[no-untyped-def]
-    """urlopen with a bounded timeout and retries for transient failures (not for 4xx)."""
+def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
+    """urlopen with a bounded timeout and retries for transient failures (not for 4xx); no
+    more retries once another download has failed."""
     request = urllib.request.Request(
         package.url, headers={"User-Agent": f"setup-tool/{__version__}"}
     )
@@ -245,7 +258,8 @@ def _open_url(package: LockedPackage, attempts: int = 3):  # type: ignore[no-unt
                     "check the network or proxy settings (HTTPS_PROXY); the lock's packages "
                     f"come from {package.channel}",
                 ) from None
-        time.sleep(0.5 * (attempt + 1))
+        if stop.wait(0.5 * (attempt + 1)):
+            raise _Cancelled
     raise AssertionError("unreachable")
 
 

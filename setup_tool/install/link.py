@@ -19,6 +19,20 @@ from typing import Any
 from setup_tool.install.download import Fetched
 
 
+def rattler_errors() -> tuple[type[Exception], ...]:
+    """The exceptions py-rattler raises (``InstallerError``, ``LinkError``, ``IoError``...).
+
+    Their ``__module__`` is ``exceptions``, not ``rattler...``, so they are told apart by class.
+    """
+    import rattler.exceptions
+
+    return tuple(
+        value
+        for value in vars(rattler.exceptions).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    )
+
+
 def _records(fetched: Sequence[Fetched]) -> list[Any]:
     from rattler import IndexJson, PackageRecord, RepoDataRecord
 
@@ -82,13 +96,21 @@ def link(
 
     records = _records(fetched)
     reporter = _LinkReporter(on_linked).make() if on_linked else None
+    # Files are hard-linked from the extracted-package cache, so an in-place edit in any
+    # environment edits the cache too, and would be linked into every later environment
+    # although its archive's sha256 matched the lock. Full validation re-hashes each cached
+    # file against the package's paths.json and re-extracts from the verified archive if
+    # one differs (the default checks only that the package's folder exists).
+    package_cache = rattler.PackageCache.new_layered(
+        [cache_dir], validation_mode=rattler.ValidationMode.full()
+    )
     asyncio.run(
         rattler.install(
             records,
             target_prefix=staging,
             alternative_target_prefix=final_prefix,
-            cache_dir=cache_dir,
-            platform=rattler.Subdir(platform),
+            package_cache=package_cache,
+            platform=rattler.Subdir(platform),  # `Platform` is deprecated in 0.28
             installed_packages=[],  # staging is always new: never scan it
             execute_link_scripts=False,
             show_progress=False,

@@ -2,12 +2,14 @@
 
 Any conda-lock file works here (ours or one conda-lock wrote for another project): the
 parser converts the on-disk ``version: 1`` format, and categories are applied as conda-lock
-applies them (``main`` unless others are asked for).
+applies them: the packages in any of the categories asked for (the CLI always asks for
+``main``, and adds ``--category`` ones, like ``conda-lock install --dev``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -15,6 +17,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from setup_tool.errors import LockfileInvalid, LockfileMismatch, UsageError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ class LockedPlatform:
     packages: tuple[LockedPackage, ...]
     platforms_in_lock: tuple[str, ...]
     content_hash: str | None
+    # sha256 of the file's bytes, read *before* parsing: if the file is rewritten meanwhile
+    # (a relock), this names the older bytes, so the no-op check re-reads it next time
+    # instead of taking the new file for installed.
+    file_sha256: str | None = None
 
     @property
     def packages_hash(self) -> str:
@@ -82,6 +90,10 @@ def read_locked_platform(
     path: Path, platform: str, categories: Iterable[str] = ("main",), *, refresh_hint: str = ""
 ) -> LockedPlatform:
     """The packages of ``platform`` in the lock at ``path``, or an error that says what to do."""
+    try:
+        file_sha256: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        file_sha256 = None  # _parse says what is wrong with it
     lockfile = _parse(path, refresh_hint)
     wanted = set(categories)
     platforms = tuple(sorted(lockfile.metadata.platforms))
@@ -109,13 +121,17 @@ def read_locked_platform(
             f"{path} has no {'/'.join(sorted(wanted))} packages for {platform}",
             "check --category, or relock",
         )
-    packages = tuple(_locked_package(dep) for dep in chosen)
+    _check_complete(
+        path, platform, [dep for dep in lockfile.package if dep.platform == platform], refresh_hint
+    )
+    packages = tuple(_locked_package(path, dep) for dep in chosen)
     return LockedPlatform(
         path=path,
         platform=platform,
         packages=packages,
         platforms_in_lock=platforms,
         content_hash=lockfile.metadata.content_hash.get(platform),
+        file_sha256=file_sha256,
     )
 
 
@@ -146,25 +162,71 @@ def _parse(path: Path, refresh_hint: str) -> Any:
         raise LockfileInvalid(
             f"{path} is not a valid conda-lock file: {location}: {first.get('msg')}", hint
         ) from None
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        # conda-lock raises ValueError subclasses for a missing / unknown version and plain
-        # TypeErrors / AttributeErrors when the YAML is a list or a scalar (a truncated file).
+    except (TypeError, AttributeError):
+        # conda-lock's plain TypeErrors / AttributeErrors ("'NoneType' object has no attribute
+        # 'pop'") when the YAML is empty, a list or a scalar: say that instead.
+        raise LockfileInvalid(
+            f"{path} is not a conda-lock file: it is empty or has no `version`, `metadata` and "
+            f"`package` keys (truncated?)",
+            hint,
+        ) from None
+    except (ValueError, KeyError) as exc:
+        # conda-lock raises ValueError subclasses for a missing / unknown version.
         raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
 
 
-def _locked_package(dep: Any) -> LockedPackage:
+def _check_complete(path: Path, platform: str, deps: list[Any], refresh_hint: str) -> None:
+    """Every dependency of a locked conda package is locked too (virtual packages aside).
+
+    A solver's output always is. A lockfile cut off between two packages is still valid YAML
+    and a valid conda-lock file, with the packages after the cut silently missing; this is
+    what tells it from a complete one (the packages sort by name, so what is cut off is
+    almost always a dependency of something before it).
+    """
+    names = {dep.name for dep in deps}
+    for dep in deps:
+        if dep.manager != "conda":
+            continue
+        missing = sorted(n for n in dep.dependencies if n not in names and not n.startswith("__"))
+        if missing:
+            raise LockfileInvalid(
+                f"{path} is incomplete for {platform}: {dep.name} depends on "
+                f"{', '.join(missing)}, which the lock does not have (a truncated file?)",
+                refresh_hint or f"restore it from git (`git checkout -- {path}`), or relock",
+            )
+
+
+def _locked_package(path: Path, dep: Any) -> LockedPackage:
     if not dep.hash.sha256:
         raise LockfileInvalid(
-            f"{dep.name} {dep.version} has no sha256 in the lock, so it cannot be verified",
+            f"{path}: {dep.name} {dep.version} has no sha256, so it cannot be verified",
             "relock with a conda-lock that records sha256 (conda-lock >= 1.0 does)",
+        )
+    if not _SHA256.fullmatch(dep.hash.sha256.lower()):
+        # Otherwise every download of it would be reported as tampered with.
+        raise LockfileInvalid(
+            f"{path}: {dep.name} {dep.version} has a malformed sha256 "
+            f"({dep.hash.sha256!r}: not 64 hex digits)",
+            "restore the lockfile from git or relock",
         )
     return LockedPackage(
         name=dep.name,
         version=dep.version,
-        build=dep.build or "",
+        build=dep.build or _build_from_url(dep.name, dep.version, dep.url),
         url=dep.url,
         sha256=dep.hash.sha256.lower(),
         md5=(dep.hash.md5 or "").lower(),
         platform=dep.platform,
         dependencies=tuple(sorted(dep.dependencies.items())),
     )
+
+
+def _build_from_url(name: str, version: str, url: str) -> str:
+    """The build string from a package file name ``<name>-<version>-<build>.conda``: locks
+    written by conda-lock 1.x have no ``build`` field, and the machine check needs it."""
+    filename = unquote(PurePosixPath(urlsplit(url).path).name)
+    stem = next(
+        (filename[: -len(ext)] for ext in (".conda", ".tar.bz2") if filename.endswith(ext)), ""
+    )
+    head = f"{name}-{version}-"
+    return stem[len(head) :] if stem.startswith(head) else ""

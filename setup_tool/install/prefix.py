@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import glob
 import json
 import os
 import shutil
@@ -112,7 +113,8 @@ def staging_dir(prefix: Path) -> Path:
 
 
 def _leftovers(prefix: Path, kind: str) -> list[Path]:
-    return sorted(prefix.parent.glob(f".{prefix.name}.{kind}-*"))
+    # Escaped: a prefix called env[1] must not match (and delete) env1's staging tree.
+    return sorted(prefix.parent.glob(f".{glob.escape(prefix.name)}.{kind}-*"))
 
 
 def has_leftovers(prefix: Path) -> bool:
@@ -173,6 +175,21 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onexc=retry_writable)
     else:
         shutil.rmtree(path, onerror=retry_writable)
+
+
+def remove_tree_settled(path: Path, quiet_s: float = 0.25, limit_s: float = 5.0) -> None:
+    """Delete a staging tree that a failed py-rattler install may still be writing to.
+
+    py-rattler 0.28 returns the first link error while its other link tasks run on for a
+    moment, re-creating files in the tree just deleted. Delete until it stays gone for
+    ``quiet_s`` (at most ``limit_s``; whatever is left then is removed by the next run).
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        remove_tree(path)
+        time.sleep(quiet_s)
+        if not (path.exists() or path.is_symlink()) or time.monotonic() > deadline:
+            return
 
 
 # --- the prefix lock -------------------------------------------------------------------------

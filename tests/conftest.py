@@ -19,15 +19,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Drop every variable that changes setup-tool's decisions.
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Drop every variable that changes setup-tool's decisions, and give each test its own cache.
 
     A developer's shell (or CI's) may set SETUP_TOOL_VARIANT, CONDA_OVERRIDE_CUDA or
     CUDA_VISIBLE_DEVICES; tests must see the same baseline everywhere, and set what they test.
+    The package and repodata cache (SETUP_TOOL_CACHE) is never the user's: ``tmp_path/cache``.
     """
     for name in list(os.environ):
         if name.startswith(("SETUP_TOOL_", "CONDA_OVERRIDE_")) or name == "CUDA_VISIBLE_DEVICES":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
     yield
 
 
@@ -142,3 +144,9 @@ def locked_project(tmp_path_factory: pytest.TempPathFactory, channel_url: str) -
         cache_dir=tmp_path_factory.mktemp("cache"),
     )
     return root
+
+
+@pytest.fixture
+def cpu_lock(locked_project: Path) -> Path:
+    """The cpu variant's lockfile in ``locked_project`` (read-only)."""
+    return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"

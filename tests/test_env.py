@@ -11,7 +11,6 @@ import pytest
 @pytest.fixture
 def env_project(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SETUP_TOOL_PROJECT", str(project))
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")
     return project
 

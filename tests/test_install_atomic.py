@@ -33,11 +33,6 @@ from setup_tool.variants import Variant
 KILLED = -signal.SIGKILL
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def locks(locked_project: Path) -> tuple[Path, Path]:
     """(old, new): the cpu lock for the environment in place, the cuda lock to replace it."""

@@ -18,16 +18,6 @@ from setup_tool.errors import ExitCode, LockfileInvalid
 from setup_tool.install.lockread import read_locked_platform
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def cpu_lock(locked_project: Path) -> Path:
-    return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
-
-
 def _fails(cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """Run an install that must fail with ``code``; nothing under ``watch`` may change."""
     before = snapshot(*watch)

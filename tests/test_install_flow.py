@@ -29,17 +29,6 @@ from install_helpers import (
 from setup_tool.doctor.drift import check_drift
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never the user's cache: every test gets its own (in-process runs read the env var)."""
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def cpu_lock(locked_project: Path) -> Path:
-    return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
-
-
 def install_json(cli, lockfile: Path, prefix: Path, *more: str) -> dict:  # type: ignore[no-untyped-def]
     result = cli.ok(
         "install", "--lockfile", str(lockfile), "--prefix", str(prefix), "--json", *more

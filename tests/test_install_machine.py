@@ -15,11 +15,6 @@ from setup_tool.install.compat import MachineFacts, check_machine, required_cuda
 from setup_tool.install.lockread import read_locked_platform
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
 def _refused(cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
     """Run an install that must be refused; check that it wrote and downloaded nothing."""
     prefix = tmp_path / "envs" / "env"

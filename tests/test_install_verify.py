@@ -27,8 +27,7 @@ from setup_tool.variants import Variant
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+def _cuda_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.9")  # the cuda locks below fit this machine
 
 

@@ -19,12 +19,6 @@ from setup_tool.paths import lockfile_path
 from setup_tool.variants import VARIANT_PLATFORMS, Variant
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """py-rattler caches http repodata under SETUP_TOOL_CACHE; keep it out of ~/.cache."""
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
 def parse(path: Path) -> Any:
     from conda_lock.lockfile import parse_conda_lock_file
 

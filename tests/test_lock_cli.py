@@ -17,11 +17,6 @@ from setup_tool.errors import ExitCode
 from setup_tool.variants import SUPPORTED_SUBDIRS
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
-
-
 def env_for(root: Path) -> dict[str, str]:
     return {"SETUP_TOOL_PROJECT": str(root), "SETUP_TOOL_CACHE": str(root / ".cache")}
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.server
 import json
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from channel import LocalChannel
+from channel import LocalChannel, serve_channel
 
 from setup_tool.variants import Variant
 
@@ -215,6 +214,7 @@ class SlowServer:
     url: str
     delay: float
     chunk: int = 256
+    only: str | None = None  # throttle only files whose name contains this (None: every package)
     break_after: int | None = None  # drop the connection after this many bytes of a package
     started: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
@@ -226,7 +226,8 @@ def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandl
             pass
 
         def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
-            if not self.path.endswith((".conda", ".tar.bz2")):
+            is_package = self.path.endswith((".conda", ".tar.bz2"))
+            if not is_package or (server.only is not None and server.only not in self.path):
                 shutil.copyfileobj(source, outputfile)
                 return
             server.requests.append(self.path)
@@ -249,21 +250,14 @@ def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandl
 
 
 @contextmanager
-def serve_slowly(root: Path, delay: float, chunk: int = 256) -> Iterator[SlowServer]:
+def serve_slowly(
+    root: Path, delay: float, chunk: int = 256, only: str | None = None
+) -> Iterator[SlowServer]:
     """Serve ``root`` on 127.0.0.1 with package downloads throttled (see ``SlowServer``)."""
-    state = SlowServer(url="", delay=delay, chunk=chunk)
-    handler = functools.partial(_slow_handler(state), directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="slow-channel", daemon=True)
-    thread.start()
-    try:
+    state = SlowServer(url="", delay=delay, chunk=chunk, only=only)
+    with serve_channel(root, _slow_handler(state)) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "") -> None:

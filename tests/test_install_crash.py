@@ -7,14 +7,13 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 
 from __future__ import annotations
 
-import http.server
 import signal
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from channel import LocalChannel, serve_channel
+from install_helpers import serve_slowly, wait_for
 from install_support import (
     Project,
     installed_numpy,
@@ -84,49 +83,19 @@ def test_sigkill_during_a_first_install_leaves_no_environment(
     assert leftovers(project.prefix) == []
 
 
-def _slow_handler(slow: str, delay_s: float) -> type[http.server.SimpleHTTPRequestHandler]:
-    """A quiet channel handler that sends files whose name contains ``slow`` in a trickle."""
-
-    class SlowHandler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
-            if slow not in self.path:
-                return super().copyfile(source, outputfile)
-            while chunk := source.read(256):
-                outputfile.write(chunk)
-                outputfile.flush()
-                time.sleep(delay_s)
-            return None
-
-    return SlowHandler
-
-
-def slow_server(root: Path, *, slow: str, delay_s: float):  # type: ignore[no-untyped-def]
-    return serve_channel(root, _slow_handler(slow, delay_s))
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 @contextmanager
 def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
     """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
     process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
-    with slow_server(channel.root, slow="numpy-2.4.0", delay_s=0.2) as url:
-        project = make_project(tmp_path, url)
+    with serve_slowly(channel.root, delay=0.2, only="numpy-2.4.0") as server:
+        project = make_project(tmp_path, server.url)
         cli.ok("install", env=project.env)
         channel = channel.add(newer_numpy(channel))
         project.relock()
         child = run_install_process(project)
         try:
-            _wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
+            wait_for(lambda: any((project.cache / "archives").glob("*/.numpy-2.4.0-*.part")))
             yield project, channel, child
         finally:
             if child.poll() is None:  # a failed assertion must not leave the installer running
@@ -155,10 +124,10 @@ def test_sigkill_in_the_middle_of_a_download(
 
 
 def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
-    with slow_server(local_channel.root, slow="pytorch-2.13.0", delay_s=0.5) as url:
-        project = make_project(tmp_path, url)
+    with serve_slowly(local_channel.root, delay=0.5, only="pytorch-2.13.0") as server:
+        project = make_project(tmp_path, server.url)
         first = run_install_process(project)
-        _wait_for((project.root / ".envs/.cpu.lock").exists)
+        wait_for((project.root / ".envs/.cpu.lock").exists)
         second = run_install_process(project)
         out_first = first.communicate(timeout=120)
         out_second = second.communicate(timeout=120)

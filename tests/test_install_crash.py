@@ -190,3 +190,49 @@ def test_ctrl_c_in_the_middle_of_a_download(
     assert installed_numpy(project.prefix) == "2.3.5"
     assert leftovers(project.prefix) == []
     assert not any((project.cache / "archives").glob("*/.*.part"))
+
+
+def test_an_interrupted_fetch_returns_only_after_every_download_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (a real SIGINT to this process) while a slow download is in flight:
+    ``fetch_all`` raises KeyboardInterrupt soon, and only once the download thread has stopped
+    and deleted its partial file. The CLI leaves with ``os._exit`` right after, which would
+    kill a thread still writing and leave its ``.part``."""
+    import hashlib
+    import os
+    import threading
+    from urllib.parse import urlsplit
+
+    from setup_tool.install.download import PackageCache, fetch_all
+    from setup_tool.install.lockread import LockedPackage
+
+    served = tmp_path / "served" / "linux-64"
+    served.mkdir(parents=True)
+    payload = os.urandom(64 * 1024)  # 256 throttled pieces: 25 s, were it not stopped
+    (served / "big-1.0-0.conda").write_bytes(payload)
+    cache = PackageCache(tmp_path / "cache")
+    with serve_slowly(served.parent, delay=0.1) as server:
+        package = LockedPackage(
+            name="big",
+            version="1.0",
+            build="0",
+            url=f"{server.url}/linux-64/big-1.0-0.conda",
+            sha256=hashlib.sha256(payload).hexdigest(),
+            md5="",
+            platform="linux-64",
+        )
+
+        def interrupt_once_started() -> None:
+            if server.started.wait(timeout=30):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_once_started, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            fetch_all([package], cache)
+        # Checked at once, not waited for: this is what the process looks like at exit.
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("fetch")]
+        assert not list((cache.archives).glob("*/.*.part"))
+        assert not cache.has(package)
+        # Stopped mid-transfer, not at the end of one long read.
+        assert server.sent[urlsplit(package.url).path] < len(payload)

@@ -8,6 +8,7 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,8 +193,18 @@ def test_ctrl_c_in_the_middle_of_a_download(
     assert not any((project.cache / "archives").glob("*/.*.part"))
 
 
+@pytest.fixture
+def ctrl_c_handler() -> Iterator[None]:
+    """Python's own SIGINT handler, also where pytest started with SIGINT ignored (`... &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_an_interrupted_fetch_returns_only_after_every_download_cleaned_up(
-    tmp_path: Path,
+    tmp_path: Path, ctrl_c_handler: None
 ) -> None:
     """Ctrl-C (a real SIGINT to this process) while a slow download is in flight:
     ``fetch_all`` raises KeyboardInterrupt soon, and only once the download thread has stopped

@@ -473,5 +473,35 @@ def test_server_that_never_answers_times_out(project: Path) -> None:
 
         start = time.monotonic()
         with pytest.raises(ChannelUnreachable, match="no answer"):
-            channels.probe([url], timeout=1.0)
+            channels.check_reachable([url], timeout=1.0)
         assert time.monotonic() - start < 5
+
+
+# --- Progress events ----------------------------------------------------------------------------
+
+
+def test_progress_events_carry_the_data_not_text(project: Path, channel_url: str) -> None:
+    from setup_tool.lock import LockProgress, PlatformLock
+    from setup_tool.lock.channels import Channels
+
+    events: list[tuple[str, ...]] = []
+
+    class Recorder(LockProgress):
+        def locking(self, variant: Variant, platforms: Any, channels: Channels) -> None:
+            events.append(("locking", variant.value, *platforms, channels.source))
+
+        def solved(self, variant: Variant, lock: PlatformLock) -> None:
+            events.append(("solved", variant.value, lock.platform, str(lock.packages)))
+
+    lock_variants(project, [Variant.cpu, Variant.mps], channels=[channel_url], progress=Recorder())
+    assert events[:2] == [
+        ("locking", "cpu", "linux-64", "linux-aarch64", "osx-arm64", "--channel"),
+        ("locking", "mps", "osx-arm64", "--channel"),
+    ]
+    solved = sorted(e[1:3] for e in events[2:])
+    assert solved == [
+        ("cpu", "linux-64"),
+        ("cpu", "linux-aarch64"),
+        ("cpu", "osx-arm64"),
+        ("mps", "osx-arm64"),
+    ]

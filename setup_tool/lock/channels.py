@@ -7,9 +7,10 @@ name (``conda-forge``, resolved by py-rattler against ``https://conda.anaconda.o
 ``file://``, ``http://`` or ``https://`` URL, or a local directory (turned into a ``file://``
 URL).
 
-``probe`` checks that each channel answers before the solver is started: py-rattler's own HTTP
-client has no connect timeout, so a firewall that drops packets would otherwise hang a lock for
-minutes. The probe is one ``HEAD`` request bounded by ``PROBE_TIMEOUT_S`` per socket operation;
+``check_reachable`` checks that each channel answers before the solver is started: py-rattler's
+own HTTP client has no connect timeout, so a firewall that drops packets would otherwise hang a
+lock for minutes. The check is one ``HEAD`` request bounded by ``REACHABLE_TIMEOUT_S`` per socket
+operation;
 only a failure to get *any* answer (DNS, refused, timeout) counts as unreachable. HTTP status
 codes and TLS problems are left for py-rattler to report, with its own proxy and TLS settings.
 """
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from setup_tool.errors import ChannelUnreachable, UsageError
 
 ENV_VAR = "SETUP_TOOL_CHANNEL"
-PROBE_TIMEOUT_S = 10.0
+REACHABLE_TIMEOUT_S = 10.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$")
 CHANNEL_ALIAS = "https://conda.anaconda.org"
 UNREACHABLE_HINT = (
@@ -113,18 +114,18 @@ def display(channel: str, *, expand: bool = True) -> str:
     return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 
-def probe(channels: Sequence[str], timeout: float = PROBE_TIMEOUT_S) -> None:
+def check_reachable(channels: Sequence[str], timeout: float = REACHABLE_TIMEOUT_S) -> None:
     """Raise ``ChannelUnreachable`` for the first channel that gives no answer at all."""
     for channel in channels:
         url = channel_url(channel)
         scheme = urlsplit(url).scheme
         if scheme == "file":
-            _probe_directory(channel, url)
+            _check_directory(channel, url)
         else:
-            _probe_http(channel, url, timeout)
+            _check_http(channel, url, timeout)
 
 
-def _probe_directory(channel: str, url: str) -> None:
+def _check_directory(channel: str, url: str) -> None:
     from urllib.request import url2pathname
 
     path = Path(url2pathname(urlsplit(url).path))
@@ -137,7 +138,7 @@ def _probe_directory(channel: str, url: str) -> None:
         )
 
 
-def _probe_http(channel: str, url: str, timeout: float) -> None:
+def _check_http(channel: str, url: str, timeout: float) -> None:
     import ssl
     import urllib.error
     import urllib.request

@@ -7,6 +7,7 @@ or stale, naming the platforms and the command that refreshes them.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from enum import Enum
@@ -17,7 +18,7 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.errors import ExitCode
-from setup_tool.lock.channels import Channels
+from setup_tool.lock.channels import Channels, display
 from setup_tool.lock.progress import LockProgress
 from setup_tool.lock.results import CheckResult, LockResult, PlatformLock
 from setup_tool.paths import shown_path
@@ -180,8 +181,10 @@ def _check(
     checks = check_locks(root, variants, platforms=platforms, channels=channels, cuda=cuda)
     for result in checks:
         render_check(terminal, root, result)
-    if not all(r.up_to_date for r in checks):
-        terminal.info("[dim]relocking needs the channel (conda-forge unless --channel)[/]")
+    stale = [r for r in checks if not r.up_to_date]
+    if stale:
+        needed = dict.fromkeys(r.channels.describe() for r in stale if r.channels)
+        terminal.info(f"[dim]relocking needs {escape('; '.join(needed))}[/]")
         fail(ExitCode.LOCK_STALE)
 
 
@@ -202,10 +205,24 @@ def render_check(terminal: Terminal, root: Path, result: CheckResult) -> None:
             if status.state != "current":
                 groups.setdefault(status.state, []).append(status.platform)
         why = "; ".join(
-            f"{_STATE_TEXT[state]}: {', '.join(names)}" for state, names in groups.items()
+            f"{escape(_state_text(state, result))}: {', '.join(names)}"
+            for state, names in groups.items()
         )
     terminal.show(f"[red]✗[/] {result.variant.value}: {shown}: {why}")
     terminal.show(f"    refresh with: {escape(result.refresh)}")
+    if any(p.state == "channels" for p in result.platforms):
+        argv = ["setup-tool", "lock", "--variant", result.variant.value, "--check"]
+        for url in result.locked_channels:
+            argv += ["--channel", url]
+        terminal.show(f"    or check against its own channels: {escape(shlex.join(argv))}")
+
+
+def _state_text(state: str, result: CheckResult) -> str:
+    if state == "channels":
+        locked = ", ".join(display(u, expand=False) for u in result.locked_channels)
+        against = result.channels.describe() if result.channels else "other channels"
+        return f"locked from {locked}; checking against {against}"
+    return _STATE_TEXT[state]
 
 
 _STATE_TEXT = {

@@ -18,13 +18,16 @@ from typing import Any
 
 from setup_tool.errors import UsageError
 from setup_tool.lock import condalock
+from setup_tool.lock.metadata import (
+    CUSTOM_CHANNELS_FROM,
+    CUSTOM_VARIANT,
+    CUSTOM_VIRTUAL,
+    channels_from,
+)
 from setup_tool.lock.plan import LockPlan, check_command, refresh_command
 from setup_tool.lock.results import PlatformLock
 from setup_tool.lock.solve import Solved
 from setup_tool.paths import lockfile_path
-
-CUSTOM_VARIANT = "setup-tool.variant"
-CUSTOM_VIRTUAL = "setup-tool.virtual-packages."  # + platform
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,10 @@ def render_lock(root: Path, plan: LockPlan, solved: Sequence[Solved]) -> Rendere
     kept = _kept_platforms(path, plan)
     locks.update(kept.locks)
     platforms = [p for p in spec.platforms if p in locks]
-    custom = {CUSTOM_VARIANT: spec.variant.value}
+    custom = {
+        CUSTOM_VARIANT: spec.variant.value,
+        CUSTOM_CHANNELS_FROM: channels_from(plan.channels),
+    }
     for platform in platforms:
         custom[CUSTOM_VIRTUAL + platform] = locks[platform].virtual_packages
     lockfile = condalock.build_lockfile(

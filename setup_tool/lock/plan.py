@@ -16,7 +16,9 @@ from typing import Any
 from setup_tool.errors import UsageError
 from setup_tool.lock import condalock
 from setup_tool.lock.channels import Channels, resolve_channels
+from setup_tool.lock.metadata import recorded_override
 from setup_tool.lock.spec import EnvSpec, load_spec
+from setup_tool.paths import lockfile_path, shown_path
 from setup_tool.variants import SUPPORTED_SUBDIRS, Variant
 
 
@@ -64,7 +66,9 @@ def make_plans(
         selected = _selected_platforms(spec, platforms, single=len(variants) == 1)
         if not selected:
             continue
-        chosen = resolve_channels(channels, spec.channels, "envs/base.yml", environ)
+        path = lockfile_path(root, variant)
+        recorded = recorded_override(path, shown_path(path, root))
+        chosen = resolve_channels(channels, spec.channels, "envs/base.yml", environ, recorded)
         # Without an override, conda-lock reads the files' channels itself (same hash as its own).
         lock_spec = condalock.lock_specification(spec, chosen.urls if chosen.overridden else None)
         plans.append(LockPlan(spec, chosen, lock_spec, selected, variant_cuda))
@@ -95,7 +99,7 @@ def _selected_platforms(
 
 def _flags(channels: Channels | None, cuda: str | None) -> list[str]:
     flags = []
-    if channels is not None and channels.source == "--channel":
+    if channels is not None and channels.overridden:
         for url in channels.urls:
             flags += ["--channel", url]
     if cuda:

@@ -36,8 +36,9 @@ class LockResult:
 
 @dataclass(frozen=True)
 class PlatformStatus:
-    """``current``, ``stale`` (hash differs), ``missing`` (not locked) or ``extra`` (dropped
-    from the spec but still in the lock)."""
+    """``current``, ``stale`` (the spec changed), ``channels`` (the spec is the same, but the
+    lock was made from other channels than the ones checked against), ``missing`` (not locked)
+    or ``extra`` (dropped from the spec but still in the lock)."""
 
     platform: str
     state: str
@@ -52,6 +53,8 @@ class CheckResult:
     platforms: tuple[PlatformStatus, ...]
     refresh: str
     problem: str | None = None  # "missing" or "unreadable: ..." for the file as a whole
+    channels: Channels | None = None  # the channels it was checked against
+    locked_channels: tuple[str, ...] = ()  # the channels the lockfile records (conda-lock's)
 
     @property
     def up_to_date(self) -> bool:

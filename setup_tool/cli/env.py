@@ -44,6 +44,7 @@ def env(
     """
     from setup_tool.cli.doctor import render_doctor
     from setup_tool.cli.install import RichInstallProgress, install_request, usage_hint
+    from setup_tool.cli.lock import RichLockProgress
     from setup_tool.detect import detect, overrides_from
     from setup_tool.doctor import run_doctor
     from setup_tool.install import install
@@ -78,7 +79,7 @@ def env(
     else:
         why = check.problem or f"stale for {', '.join(check.stale_platforms)}"
         terminal.step(f"lock: {shown} is {escape(why)}; locking (this needs the channel) ...")
-        lock_variant(root, chosen, channels=channel, terminal=terminal)
+        lock_variant(root, chosen, channels=channel, progress=RichLockProgress(terminal))
 
     # 3. install
     request = install_request(detection, lockfile=lockfile, prefix=prefix)

@@ -42,9 +42,16 @@ _USAGE_ERRORS = _click_usage_errors()
 class _Group(TyperGroup):
     """Maps ``SetupToolError`` and usage errors to one ``error:`` line, a hint and an exit code.
 
-    Sub-command parsing happens inside ``Group.invoke``, so bad flags land here too; typer's
-    multi-line boxed usage errors become one line that names the fix.
+    Sub-command parsing happens inside ``Group.invoke``, so bad flags land there; the group's
+    own options (``setup-tool --bogus``) are parsed earlier, in ``parse_args``, so that is
+    wrapped too. typer's multi-line boxed usage errors become one line that names the fix.
     """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERRORS as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -58,12 +65,16 @@ class _Group(TyperGroup):
             Terminal().error("interrupted: nothing was changed by the unfinished step")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except _USAGE_ERRORS as exc:
-            usage_ctx = getattr(exc, "ctx", None)
-            command = usage_ctx.command_path if usage_ctx else "setup-tool"
-            # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
-            message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
-            Terminal().error(escape(message), f"see `{command} --help`")
-            raise typer.Exit(int(ExitCode.USAGE)) from None
+            _usage_error(exc)
+
+
+def _usage_error(exc: Exception) -> NoReturn:
+    usage_ctx = getattr(exc, "ctx", None)
+    command = usage_ctx.command_path if usage_ctx else "setup-tool"
+    # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
+    message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+    Terminal().error(escape(message), f"see `{command} --help`")
+    raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
 app = typer.Typer(

@@ -105,6 +105,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             # record it, so the next run takes the fast path.
             prefixes.write_state(prefix, _state(locked, request))
             return _result("up-to-date", request, prefix, plan, started)
+        cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
             fetched = _fetch(locked, cache, progress)
             _crash_point("after-fetch")
@@ -204,9 +205,13 @@ def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
 
 
 def _foreign(prefix: Path) -> UsageError:
+    hint = "choose another --prefix: a new or empty directory, or an environment setup-tool made"
+    if prefix.is_symlink() or not prefix.is_dir():
+        kind = "a symbolic link" if prefix.is_symlink() else "a file, not a directory"
+        return UsageError(f"{prefix} is {kind}; it was left untouched", hint)
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
-        "choose another --prefix, or remove that directory yourself if it is not needed",
+        f"{hint}, or remove that directory yourself if it is not needed",
     )
 
 

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import http.client
 import os
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -69,7 +70,27 @@ class PackageCache:
     def __init__(self, root: Path) -> None:
         # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
         self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
-        self.archives = root / "archives"
+        self.archives = self.root / "archives"
+
+    def prepare(self) -> None:
+        """Make sure archives can be written here, or say why not (before any download)."""
+        try:
+            self.archives.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.archives, prefix=".write-test-")
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+            why = (
+                f"{blocker} is a file, not a directory"
+                if blocker is not None and not blocker.is_dir()
+                else f"cannot write in {blocker or self.root} ({exc.strerror or exc})"
+            )
+            raise SetupToolError(
+                f"cannot use the package cache at {self.root}: {why}",
+                "point SETUP_TOOL_CACHE at a directory you can write to, or unset it to use "
+                "the default (your user cache directory)",
+            ) from None
 
     def archive(self, package: LockedPackage) -> Path:
         return self.archives / package.sha256 / package.filename

@@ -104,6 +104,7 @@ def read_locked_platform(
             f"add {platform} to the variant's platforms and relock, or use a variant made for "
             f"this machine (`setup-tool detect` says which)",
         )
+    _refuse_unknown_categories(path, platform, wanted, lockfile.package)
     chosen = [
         dep
         for dep in lockfile.package
@@ -173,6 +174,22 @@ def _parse(path: Path, refresh_hint: str) -> Any:
     except (ValueError, KeyError) as exc:
         # conda-lock raises ValueError subclasses for a missing / unknown version.
         raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
+
+
+def _refuse_unknown_categories(
+    path: Path, platform: str, wanted: set[str], packages: Iterable[Any]
+) -> None:
+    """A category the lock does not have is a typo, not an empty extra: installing "nothing
+    more" and recording it would hide that."""
+    known = {c for dep in packages if dep.platform == platform for c in dep.categories}
+    unknown = sorted(wanted - known - {"main"})  # main is always asked for; checked below
+    if unknown:
+        raise UsageError(
+            f"{path.name} has no {'category' if len(unknown) == 1 else 'categories'} "
+            f"{', '.join(map(repr, unknown))} for {platform} "
+            f"(it has: {', '.join(sorted(known)) or 'none'})",
+            "pass one of those to --category, or leave --category out for main only",
+        )
 
 
 def _check_complete(path: Path, platform: str, deps: list[Any], refresh_hint: str) -> None:

@@ -120,10 +120,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave without interpreter finalization once py-rattler was used in-process.
 
-    py-rattler 0.28's native threads can crash a finalizing interpreter (SIGSEGV or
-    "PyGILState_Release ... finalizing", seen in up to half of the runs with pytest's
-    faulthandler on), which would turn a green run into exit code 139. Same reason as
-    ``setup_tool.cli.main``: everything is reported and flushed by now.
+    py-rattler 0.28's tokio threads can crash a finalizing interpreter (SIGSEGV or
+    "PyGILState_Release ... finalizing"; ~25% of processes that made one py-rattler call,
+    ``scripts/repro-rattler-shutdown.py``), which would turn a green run into exit code 139.
+    Same reason as ``setup_tool.cli.main``: everything is reported and flushed by now.
     """
     import sys
 

@@ -95,10 +95,10 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def __call__(self, *args: str, env: dict[str, str] | None = None):
         return self.runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
-    def ok(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def ok(self, *args: str, env: dict[str, str] | None = None):
         result = self(*args, env=env)
         assert result.exit_code == 0, result.output
         return result

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from channel import LocalChannel, build_channel, serve_channel
 from realpython import RealPythonChannel
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from setup_tool.cli import app
 
@@ -95,10 +95,10 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None):
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return self.runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
-    def ok(self, *args: str, env: dict[str, str] | None = None):
+    def ok(self, *args: str, env: dict[str, str] | None = None) -> Result:
         result = self(*args, env=env)
         assert result.exit_code == 0, result.output
         return result

@@ -82,15 +82,17 @@ def install_request(
         )
     refresh = cpu_alternative = ""
     if target.variant is not None:
-        if lockfile is None:  # the project's own lock: hints may name the project's commands
-            refresh = (
-                f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
-            )
+        own_lock = lockfile_path(root, target.variant)
+        if lockfile is None or _same_path(lockfile, own_lock):
+            # Only the project's own lock may be pointed at the project's commands: a user's
+            # --lockfile is not re-created by `setup-tool lock --variant ...`.
+            variant = target.variant.value
+            refresh = f"create or refresh it with `setup-tool lock --variant {variant}`"
             if target.variant is Variant.cuda:
                 cpu_alternative = (
                     "install the cpu variant instead (`setup-tool install --variant cpu`)"
                 )
-        lockfile = lockfile or lockfile_path(root, target.variant)
+        lockfile = lockfile or own_lock
         prefix = prefix or default_prefix(root, target.variant)
     assert lockfile is not None and prefix is not None
     return InstallRequest(
@@ -105,3 +107,7 @@ def install_request(
         cpu_alternative=cpu_alternative,
         allow_unverified=allow_unverified,
     )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)  # noqa: PTH100  (no symlink resolving)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from channel import LocalChannel, build_channel, serve_channel
+from realpython import RealPythonChannel
 from typer.testing import CliRunner
 
 from setup_tool.cli import app
@@ -150,3 +151,16 @@ def locked_project(tmp_path_factory: pytest.TempPathFactory, channel_url: str) -
 def cpu_lock(locked_project: Path) -> Path:
     """The cpu variant's lockfile in ``locked_project`` (read-only)."""
     return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
+
+
+# --- The real Python package (see tests/realpython.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_python(tmp_path_factory: pytest.TempPathFactory) -> RealPythonChannel:
+    """A channel whose ``python`` is the interpreter running the tests, relocatable; built
+    once per session (~2 s, ~20 MB). Shared and read-only."""
+    from realpython import build_python_channel
+
+    root = tmp_path_factory.mktemp("real-python")
+    return build_python_channel(root / "channel", root / "work")

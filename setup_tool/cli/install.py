@@ -22,13 +22,12 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
-from setup_tool.errors import UnsupportedPlatform
 from setup_tool.install.progress import Progress
+from setup_tool.install.request import install_request
 from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
-    from setup_tool.detect import Detection
-    from setup_tool.install import InstallRequest, InstallResult
+    from setup_tool.install import InstallResult
     from setup_tool.install.lockread import LockedPackage
 
 
@@ -90,50 +89,6 @@ def install(
         terminal.json(result.to_json())
     else:
         render_install(terminal, result)
-
-
-def install_request(
-    detection: Detection,
-    *,
-    lockfile: Path | None,
-    prefix: Path | None,
-    categories: tuple[str, ...] = ("main",),
-    dry_run: bool = False,
-) -> InstallRequest:
-    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
-    from setup_tool.install import InstallRequest, MachineFacts
-    from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
-
-    target, platform = detection.target, detection.platform
-    root = project_root()
-    if target.variant is None and (lockfile is None or prefix is None):
-        raise UnsupportedPlatform(
-            f"no variant supports this machine: {target.reason}",
-            "pass --variant, or both --lockfile and --prefix, to install anyway",
-        )
-    refresh = ""
-    if target.variant is not None:
-        refresh = f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
-        lockfile = lockfile or lockfile_path(root, target.variant)
-        prefix = prefix or default_prefix(root, target.variant)
-    assert lockfile is not None and prefix is not None
-    environ = os.environ
-    machine = MachineFacts(
-        driver_cuda=target.driver_cuda,
-        driver_version=platform.nvidia.driver_version if platform.nvidia else None,
-        glibc=environ.get("CONDA_OVERRIDE_GLIBC") or platform.glibc_version,
-        macos=environ.get("CONDA_OVERRIDE_OSX") or platform.macos_version,
-    )
-    return InstallRequest(
-        lockfile=lockfile,
-        prefix=prefix,
-        platform=target.subdir,
-        machine=machine,
-        cache_root=cache_dir().absolute(),
-        categories=categories,
-        dry_run=dry_run,
-        refresh_hint=refresh,
-    )
 
 
 def render_install(terminal: Terminal, result: InstallResult) -> None:

@@ -36,6 +36,13 @@ class LockVariant(str, Enum):
     all = "all"
 
 
+class TorchFrom(str, Enum):
+    """What ``--torch-from`` accepts: ``setup_tool.lock.torch_source.TORCH_SOURCES``."""
+
+    conda_forge = "conda-forge"
+    wheels = "wheels"
+
+
 class Subdir(str, Enum):
     """What ``--platform`` accepts: ``setup_tool.variants.SUPPORTED_SUBDIRS``."""
 
@@ -74,6 +81,16 @@ def lock(
             "highest priority first. Default: $SETUP_TOOL_PIP_INDEX_URL.",
         ),
     ] = None,
+    torch_from: Annotated[
+        TorchFrom | None,
+        typer.Option(
+            "--torch-from",
+            show_default=False,
+            help="Where PyTorch comes from: conda-forge's builds, or PyTorch's wheels (pip "
+            "entries from download.pytorch.org/whl/<cpu|cu126|cu130>, PyPI for mps) inside the "
+            "conda environment. Default: what the lock records, else conda-forge.",
+        ),
+    ] = None,
     cuda: Annotated[
         str | None,
         typer.Option(
@@ -102,6 +119,7 @@ def lock(
     platforms = [p.value for p in platform] if platform else None
     options = {"platforms": platforms, "channels": channel, "cuda": cuda}
     options["pip_indexes"] = pip_index_url
+    options["torch_from"] = torch_from.value if torch_from else None
     if check:
         _check(terminal, root, variants, options)
     else:
@@ -221,6 +239,10 @@ def render_check(terminal: Terminal, root: Path, result: CheckResult) -> None:
 
 
 def _state_text(state: str, result: CheckResult) -> str:
+    if state == "torch":
+        return (
+            f"locked with PyTorch from {result.locked_torch_from}; checking for {result.torch_from}"
+        )
     if state != "channels":
         return _STATE_TEXT[state]
     locked, against = [], []

@@ -26,6 +26,7 @@ from setup_tool.lock.plan import (
     require_cuda_variant,
 )
 from setup_tool.lock.results import CheckResult, PlatformStatus
+from setup_tool.lock.torch_source import validate as validate_torch_from
 from setup_tool.paths import lockfile_path
 from setup_tool.variants import Variant
 
@@ -39,12 +40,14 @@ def check_locks(
     cuda: str | None = None,
     environ: Mapping[str, str] | None = None,
     pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> tuple[CheckResult, ...]:
     """``check_lock`` for each variant that has any of ``platforms`` (all when None); the
     arguments mean what they mean for ``lock_variants``."""
     environ = os.environ if environ is None else environ
     require_cuda_variant(cuda, variants, "check")
-    options = LockOptions(platforms, channels, pip_indexes, cuda)
+    validate_torch_from(torch_from)
+    options = LockOptions(platforms, channels, pip_indexes, cuda, torch_from)
     plans = make_plans(root, variants, options, environ)
     return tuple(_check(root, plan, filtered=platforms is not None) for plan in plans)
 
@@ -58,6 +61,7 @@ def check_lock(
     cuda: str | None = None,
     environ: Mapping[str, str] | None = None,
     pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> CheckResult:
     """Whether ``envs/locks/<variant>.conda-lock.yml`` matches the spec, per platform."""
     return check_locks(
@@ -68,6 +72,7 @@ def check_lock(
         cuda=cuda,
         environ=environ,
         pip_indexes=pip_indexes,
+        torch_from=torch_from,
     )[0]
 
 
@@ -89,6 +94,10 @@ def _check(root: Path, plan: LockPlan, *, filtered: bool) -> CheckResult:
             states[platform] = "stale"
         else:
             states[platform] = "current"
+    if plan.recorded_torch_from and plan.recorded_torch_from != plan.torch_from:
+        for platform, state in states.items():
+            if state == "stale":
+                states[platform] = "torch"
     locked_channels = tuple(c.url for c in lock.metadata.channels)
     custom = lock.metadata.custom_metadata or {}
     locked_indexes = tuple(str(custom.get(CUSTOM_PIP_INDEXES, "")).split())
@@ -159,4 +168,6 @@ def _result(
         locked_channels=locked_channels,
         pip_indexes=plan.pip_indexes,
         locked_pip_indexes=locked_indexes,
+        torch_from=plan.torch_from,
+        locked_torch_from=plan.recorded_torch_from,
     )

@@ -87,7 +87,10 @@ def render_lock(
     kept = _kept_platforms(path, plan)
     locks.update(kept.locks)
     platforms = [p for p in spec.platforms if p in locks]
-    custom = {CUSTOM_VARIANT: spec.variant.value, **custom_entries(plan.channels, plan.pip_indexes)}
+    custom = {
+        CUSTOM_VARIANT: spec.variant.value,
+        **custom_entries(plan.channels, plan.pip_indexes, plan.torch_from),
+    }
     for platform in platforms:
         custom[CUSTOM_VIRTUAL + platform] = locks[platform].virtual_packages
     lockfile = condalock.build_lockfile(

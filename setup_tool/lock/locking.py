@@ -23,6 +23,7 @@ from setup_tool.lock.plan import LockOptions, LockPlan, make_plans, require_cuda
 from setup_tool.lock.progress import LockProgress
 from setup_tool.lock.results import LockResult
 from setup_tool.lock.solve import SOLVE_TIMEOUT_S, Solved, SolveRequest, solve_all
+from setup_tool.lock.torch_source import validate as validate_torch_from
 from setup_tool.paths import cache_dir as default_cache_dir
 from setup_tool.variants import Variant
 
@@ -39,19 +40,23 @@ def lock_variants(
     progress: LockProgress | None = None,
     timeout_s: float = SOLVE_TIMEOUT_S,
     pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> tuple[LockResult, ...]:
     """Lock each variant (all its platforms, or those of ``platforms`` it has) into
     ``envs/locks/<variant>.conda-lock.yml``; nothing is written unless every solve succeeds.
 
     ``channels`` replaces the spec's channels (else ``SETUP_TOOL_CHANNEL``, else the ones the
     lock records, else the spec); ``pip_indexes`` replaces the pip section's indexes the same
-    way (``SETUP_TOOL_PIP_INDEX_URL``); ``cuda`` replaces the cuda variant's ``__cuda``. Raises
-    ``SpecError``, ``UsageError``, ``ChannelUnreachable`` or ``SolveError``.
+    way (``SETUP_TOOL_PIP_INDEX_URL``); ``cuda`` replaces the cuda variant's ``__cuda``;
+    ``torch_from`` (``conda-forge`` or ``wheels``, else what the lock records, else
+    conda-forge) says where PyTorch comes from. Raises ``SpecError``, ``UsageError``,
+    ``ChannelUnreachable`` or ``SolveError``.
     """
     environ = os.environ if environ is None else environ
     progress = progress or LockProgress()
     require_cuda_variant(cuda, variants, "lock")
-    options = LockOptions(platforms, channels, pip_indexes, cuda)
+    validate_torch_from(torch_from)
+    options = LockOptions(platforms, channels, pip_indexes, cuda, torch_from)
     plans = make_plans(root, variants, options, environ)
     for url in dict.fromkeys(u for plan in plans for u in plan.channels.urls):
         check_reachable([url])

@@ -12,6 +12,8 @@ adds, under ``custom_metadata`` (free-form strings that conda-lock keeps and ign
                                         records none; only locks with a pip section)
     setup-tool.pip-indexes-from         ``override`` (--pip-index-url or
                                         SETUP_TOOL_PIP_INDEX_URL) or ``spec``
+    setup-tool.torch-from               ``conda-forge`` or ``wheels`` (``torch_source.py``):
+                                        read back unless ``--torch-from`` says otherwise
 
 With ``override``, ``lock``, ``lock --check`` and ``env`` use the recorded channels (indexes)
 until told otherwise (``--channel``, SETUP_TOOL_CHANNEL; ``--pip-index-url``,
@@ -28,12 +30,14 @@ from typing import Any
 from setup_tool.lock import condalock
 from setup_tool.lock.channels import Channels, recorded_channels
 from setup_tool.lock.pip_indexes import PipIndexes, recorded_indexes
+from setup_tool.lock.torch_source import TORCH_SOURCES
 
 CUSTOM_VARIANT = "setup-tool.variant"
 CUSTOM_VIRTUAL = "setup-tool.virtual-packages."  # + platform
 CUSTOM_CHANNELS_FROM = "setup-tool.channels-from"
 CUSTOM_PIP_INDEXES = "setup-tool.pip-indexes"
 CUSTOM_PIP_INDEXES_FROM = "setup-tool.pip-indexes-from"
+CUSTOM_TORCH_FROM = "setup-tool.torch-from"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Recorded:
 
     channels: Channels | None = None
     pip_indexes: PipIndexes | None = None
+    torch_from: str | None = None
 
 
 def channels_from(channels: Channels | PipIndexes) -> str:
@@ -50,9 +55,11 @@ def channels_from(channels: Channels | PipIndexes) -> str:
     return "override" if channels.overridden else "spec"
 
 
-def custom_entries(channels: Channels, pip_indexes: PipIndexes | None) -> dict[str, str]:
+def custom_entries(
+    channels: Channels, pip_indexes: PipIndexes | None, torch_from: str
+) -> dict[str, str]:
     """The custom metadata that records where a lock's sources came from."""
-    entries = {CUSTOM_CHANNELS_FROM: channels_from(channels)}
+    entries = {CUSTOM_CHANNELS_FROM: channels_from(channels), CUSTOM_TORCH_FROM: torch_from}
     if pip_indexes is not None:
         entries[CUSTOM_PIP_INDEXES] = " ".join(pip_indexes.urls)
         entries[CUSTOM_PIP_INDEXES_FROM] = channels_from(pip_indexes)
@@ -73,7 +80,8 @@ def read_recorded(path: Path, shown: str) -> Recorded:
     channels = None
     if custom.get(CUSTOM_CHANNELS_FROM) == "override":
         channels = _recorded_channels(metadata, shown)
-    return Recorded(channels, pip)
+    torch_from = custom.get(CUSTOM_TORCH_FROM)
+    return Recorded(channels, pip, torch_from if torch_from in TORCH_SOURCES else None)
 
 
 def _recorded_channels(metadata: dict[str, Any], shown: str) -> Channels | None:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from setup_tool.errors import SpecError
+from setup_tool.errors import SpecError, UsageError
 from setup_tool.lock import condalock, pypi_names, wheel_metadata
 from setup_tool.lock.pip_target import PipTarget
 from setup_tool.lock.plan import LockPlan
 from setup_tool.lock.solve import Solved
+from setup_tool.lock.torch_source import WHEELS
 from setup_tool.lock.uv import PipSolveRequest, ResolvedWheel, compile_wheels
 from setup_tool.variants import Variant
 
@@ -37,9 +38,18 @@ class PipLocked:
 
 
 def pip_requirements(plan: LockPlan, platform: str) -> tuple[str, ...]:
-    """The pip requirements that apply to ``platform`` (conda-lock's parse says which)."""
-    names = [d.name for d in plan.lock_spec.dependencies[platform] if d.manager == "pip"]
-    return tuple(plan.spec.pip[name] for name in names if name in plan.spec.pip)
+    """The pip requirements that apply to ``platform`` (conda-lock's parse says which): the
+    spec's own text, or for the ones setup-tool adds (``--torch-from wheels``) their parse."""
+    deps = [d for d in plan.lock_spec.dependencies[platform] if d.manager == "pip"]
+    return tuple(plan.spec.pip.get(d.name) or _requirement_text(d) for d in deps)
+
+
+def _requirement_text(dep: Any) -> str:
+    extras = f"[{','.join(dep.extras)}]" if dep.extras else ""
+    version = dep.version or ""
+    if version and version[0] not in "<>=!~":
+        version = f"=={version}"
+    return f"{dep.name}{extras}{version}"
 
 
 def lock_pip_sections(
@@ -91,9 +101,26 @@ def _lock_one(plan: LockPlan, solved: Solved, cache_dir: Path, mapping: Path) ->
         indexes=plan.pip_indexes,
         conda_provided=pypi_names.conda_provided(solved.records, mapping),
     )
+    if plan.torch_from == WHEELS and "torch" in request.conda_provided:
+        raise _conda_torch_error(plan, solved)
     wheels, seconds = compile_wheels(request, cache_dir=cache_dir)
     packages = _entries(request, wheels)
     return PipLocked(plan.spec.variant, platform, packages, seconds)
+
+
+def _conda_torch_error(plan: LockPlan, solved: Solved) -> UsageError:
+    """With torch from wheels, a conda package that needs conda's pytorch would bring it back."""
+    needs = sorted(
+        r.name.normalized
+        for r in solved.records
+        if any(d.split()[0] == "pytorch" for d in r.depends)
+    )
+    return UsageError(
+        f"torch comes from wheels, but conda's pytorch is in the {plan.spec.variant.value} lock "
+        f"for {solved.request.platform}" + (f", needed by {', '.join(needs)}" if needs else ""),
+        "move the packages that need torch to the `- pip:` section, or lock with "
+        "--torch-from conda-forge",
+    )
 
 
 def _entries(request: PipSolveRequest, wheels: Sequence[ResolvedWheel]) -> tuple[Any, ...]:

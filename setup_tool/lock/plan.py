@@ -19,6 +19,8 @@ from setup_tool.lock.channels import Channels, resolve_channels
 from setup_tool.lock.metadata import read_recorded
 from setup_tool.lock.pip_indexes import PipIndexes, resolve_pip_indexes, spec_indexes
 from setup_tool.lock.spec import EnvSpec, load_spec
+from setup_tool.lock.torch_source import CONDA_FORGE, PYTORCH_WHEELS, WHEELS, with_torch_wheels
+from setup_tool.lock.torch_source import INDEX_ENV_VAR as TORCH_INDEX_ENV_VAR
 from setup_tool.paths import cache_dir, lockfile_path, shown_path
 from setup_tool.variants import SUPPORTED_SUBDIRS, Variant
 
@@ -34,6 +36,8 @@ class LockPlan:
     cuda_flag: str | None  # --cuda as given (for the commands printed back)
     pip_indexes: PipIndexes | None = None  # None: no pip section on any platform
     spec_pip_repositories: tuple[str, ...] = ()  # the spec's own, as conda-lock parsed them
+    torch_from: str = CONDA_FORGE  # where PyTorch comes from (torch_source.py)
+    recorded_torch_from: str | None = None  # what the existing lockfile says, if anything
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class LockOptions:
     channels: Sequence[str] | None = None
     pip_indexes: Sequence[str] | None = None
     cuda: str | None = None
+    torch_from: str | None = None
 
 
 def require_cuda_variant(cuda: str | None, variants: Sequence[Variant], verb: str) -> None:
@@ -107,6 +112,10 @@ def _plan(
     lock_spec = condalock.lock_specification(
         spec, chosen.urls if chosen.overridden else None, mapping
     )
+    torch_from = options.torch_from or recorded.torch_from or CONDA_FORGE
+    if torch_from == WHEELS:
+        base = environ.get(TORCH_INDEX_ENV_VAR, "").strip() or PYTORCH_WHEELS
+        lock_spec = with_torch_wheels(lock_spec, variant, spec.cuda, base)
     indexes = None
     repositories = tuple(r.url for r in lock_spec.pip_repositories)
     if any(d.manager == "pip" for deps in lock_spec.dependencies.values() for d in deps):
@@ -114,7 +123,17 @@ def _plan(
         indexes = resolve_pip_indexes(options.pip_indexes, spec_urls, environ, recorded.pip_indexes)
         if indexes.overridden:  # hashed like conda-lock hashes pip-repositories
             lock_spec = condalock.with_pip_repositories(lock_spec, indexes.urls)
-    return LockPlan(spec, chosen, lock_spec, selected, variant_cuda, indexes, repositories)
+    return LockPlan(
+        spec,
+        chosen,
+        lock_spec,
+        selected,
+        variant_cuda,
+        indexes,
+        repositories,
+        torch_from,
+        recorded.torch_from,
+    )
 
 
 def _selected_platforms(
@@ -134,9 +153,14 @@ def _selected_platforms(
 
 
 def _flags(
-    channels: Channels | None, cuda: str | None, pip_indexes: PipIndexes | None
+    channels: Channels | None,
+    cuda: str | None,
+    pip_indexes: PipIndexes | None,
+    torch_from: str | None = None,
 ) -> list[str]:
     flags = []
+    if torch_from == WHEELS:
+        flags += ["--torch-from", WHEELS]
     if channels is not None and channels.overridden:
         for url in channels.urls:
             flags += ["--channel", url]
@@ -154,22 +178,30 @@ def refresh_command(
     channels: Channels | None = None,
     cuda: str | None = None,
     pip_indexes: PipIndexes | None = None,
+    torch_from: str | None = None,
 ) -> str:
     """The ``setup-tool lock`` command that relocks ``variant`` (only ``platforms`` if given)."""
     argv = ["setup-tool", "lock", "--variant", variant.value]
     for platform in platforms or ():
         argv += ["--platform", platform]
-    return shlex.join(argv + _flags(channels, cuda, pip_indexes))
+    return shlex.join(argv + _flags(channels, cuda, pip_indexes, torch_from))
 
 
 def refresh_for(plan: LockPlan, platforms: Sequence[str] | None = None) -> str:
     """``refresh_command`` with the sources and options of ``plan``."""
     return refresh_command(
-        plan.spec.variant, platforms, plan.channels, plan.cuda_flag, plan.pip_indexes
+        plan.spec.variant,
+        platforms,
+        plan.channels,
+        plan.cuda_flag,
+        plan.pip_indexes,
+        plan.torch_from,
     )
 
 
 def check_for(plan: LockPlan) -> str:
     """The ``setup-tool lock --check`` command for a lock made as ``plan`` says."""
     argv = ["setup-tool", "lock", "--variant", plan.spec.variant.value, "--check"]
-    return shlex.join(argv + _flags(plan.channels, plan.cuda_flag, plan.pip_indexes))
+    return shlex.join(
+        argv + _flags(plan.channels, plan.cuda_flag, plan.pip_indexes, plan.torch_from)
+    )

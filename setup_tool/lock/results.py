@@ -40,7 +40,7 @@ class LockResult:
 class PlatformStatus:
     """``current``, ``stale`` (the spec changed), ``channels`` (the spec is the same, but the
     lock was made from other channels or pip indexes than the ones checked against), ``missing``
-    (not locked)
+    (not locked), ``torch`` (locked with PyTorch from another source than asked for)
     or ``extra`` (dropped from the spec but still in the lock)."""
 
     platform: str
@@ -60,6 +60,8 @@ class CheckResult:
     locked_channels: tuple[str, ...] = ()  # the channels the lockfile records (conda-lock's)
     pip_indexes: PipIndexes | None = None  # the pip indexes it was checked against
     locked_pip_indexes: tuple[str, ...] = ()  # the ones the lockfile records
+    torch_from: str = "conda-forge"  # where PyTorch comes from in what was checked against
+    locked_torch_from: str | None = None  # what the lockfile records
 
     @property
     def up_to_date(self) -> bool:

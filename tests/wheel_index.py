@@ -117,7 +117,7 @@ def _link(path: Path, layout: str, metadata: bool, requires_python: str | None) 
 def _page(title: str, links: list[str]) -> str:
     body = "\n".join(links)
     return (
-        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.0\">"
+        '<!DOCTYPE html>\n<html>\n<head><meta name="pypi:repository-version" content="1.0">'
         f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
     )
 

@@ -4,7 +4,8 @@ uv's ``pylock.toml`` names the wheels but not the edges between them, and a cond
 records them (``dependencies``; installers use them to check a lock is complete). They come
 from the wheel's own core metadata (``Requires-Dist``), read without installing anything:
 
-- a ``file://`` wheel: its ``*.dist-info/METADATA`` member;
+- a ``file://`` wheel: the ``<wheel>.metadata`` file beside it if the index has one, else
+  the wheel's ``*.dist-info/METADATA`` member;
 - an http(s) wheel: the index's ``<wheel URL>.metadata`` file (PEP 658, named by PEP 714; PyPI
   serves it for every wheel, pypi/warehouse#13649, and download.pytorch.org for its recent
   ones, pytorch/test-infra#6116), and when there is none, the wheel itself, checked against
@@ -38,7 +39,11 @@ def requires_dist(url: str, sha256: str) -> tuple[str, ...]:
     """The ``Requires-Dist`` values of the wheel at ``url``."""
     parts = urlsplit(os.path.expandvars(url))
     if parts.scheme == "file":
-        return _from_metadata(_metadata_in_wheel(Path(urllib.request.url2pathname(parts.path))))
+        path = Path(urllib.request.url2pathname(parts.path))
+        beside = path.with_name(path.name + ".metadata")  # a local index's PEP 658 file
+        if beside.is_file():
+            return _from_metadata(beside.read_text(encoding="utf-8", errors="replace"))
+        return _from_metadata(_metadata_in_wheel(path))
     try:
         return _from_metadata(_fetch(f"{url}.metadata"))
     except urllib.error.HTTPError as exc:

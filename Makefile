@@ -37,7 +37,7 @@ $(E2E_STAMP): tests/e2e-wheels.txt | $(BIN)/python
 		-r tests/e2e-wheels.txt -d $(E2E_WHEELS) $(E2E_PIP_ARGS)
 	@touch $@
 
-e2e-wheels: $(E2E_STAMP) ## Fetch the end-to-end test's wheels once (torch CPU + deps, ~200 MB)
+e2e-wheels: $(E2E_STAMP) ## Fetch the end-to-end test's wheels once (torch CPU + deps, ~215 MB)
 
 test: $(TEST_STAMP) $(E2E_STAMP) ## Lint (ruff, mypy) and run every test, slow ones included
 	$(BIN)/ruff check .

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from setup_tool.doctor import DoctorResult
     from setup_tool.install import InstallResult
     from setup_tool.lock import CheckResult, LockResult
-    from setup_tool.terminal import Terminal
+    from setup_tool.lock.progress import LockProgress
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class EnvResult:
 class PipelineEvents:
     """What the pipeline reports while it runs. The base does nothing; the CLI renders.
 
-    ``lock_terminal`` and ``install_progress`` hand the lock and install steps their own
+    ``lock_progress`` and ``install_progress`` hand the lock and install steps their own
     progress reporters, so their per-platform and per-package lines come through too.
     """
 
@@ -93,7 +93,7 @@ class PipelineEvents:
     def locked(self, step: LockStep) -> None:
         pass
 
-    def lock_terminal(self) -> Terminal | None:
+    def lock_progress(self) -> LockProgress | None:
         return None
 
     def install_progress(self) -> Progress:
@@ -158,7 +158,7 @@ def lock_step(
     if not check.up_to_date:
         events.locking(check)
         locked = lock_variant(
-            root, variant, channels=channels, environ=environ, terminal=events.lock_terminal()
+            root, variant, channels=channels, environ=environ, progress=events.lock_progress()
         )
     subdir = detected.detection.target.subdir
     return LockStep(check.path, check, locked, _locked_cuda(check.path, subdir, locked))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from setup_tool.doctor import DoctorResult
     from setup_tool.install import InstallResult
     from setup_tool.lock import CheckResult
+    from setup_tool.lock.progress import LockProgress
 
 
 @app.command()
@@ -104,8 +105,10 @@ class EnvEvents(PipelineEvents):
         elif built_for:
             self.terminal.step(f"lock: {escape(shown_path(step.lockfile, self.root))}{built_for}")
 
-    def lock_terminal(self) -> Terminal:
-        return self.terminal
+    def lock_progress(self) -> LockProgress:
+        from setup_tool.cli.lock import RichLockProgress
+
+        return RichLockProgress(self.terminal)
 
     def install_progress(self) -> Progress:
         from setup_tool.cli.install import RichInstallProgress

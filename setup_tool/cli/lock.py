@@ -7,14 +7,20 @@ or stale, naming the platforms and the command that refreshes them.
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections.abc import Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.errors import ExitCode
+from setup_tool.lock.channels import Channels, display
+from setup_tool.lock.progress import LockProgress
+from setup_tool.lock.results import CheckResult, LockResult, PlatformLock
 from setup_tool.paths import shown_path
 from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
@@ -77,62 +83,73 @@ def lock(
 
     Each platform is solved with its own virtual packages (__cuda for cuda only), on any machine.
     """
-    from setup_tool.lock import check_locks, lock_variants
     from setup_tool.paths import project_root
 
     terminal = Terminal()
     root = project_root()
     variants = list(Variant) if variant is LockVariant.all else [Variant(variant.value)]
     platforms = [p.value for p in platform] if platform else None
-
     if check:
-        checks = check_locks(root, variants, platforms=platforms, channels=channel, cuda=cuda)
-        for result in checks:
-            shown = escape(shown_path(result.path, root))
-            if result.up_to_date:
-                names = ", ".join(p.platform for p in result.platforms)
-                terminal.show(
-                    f"[green]✓[/] {result.variant.value}: {shown} is up to date ({names})"
-                )
-                continue
-            if result.problem == "missing":
-                why = "missing"
-            elif result.problem:
-                why = escape(result.problem)
-            else:
-                groups: dict[str, list[str]] = {}
-                for status in result.platforms:
-                    if status.state != "current":
-                        groups.setdefault(status.state, []).append(status.platform)
-                why = "; ".join(
-                    f"{_STATE_TEXT[state]}: {', '.join(names)}" for state, names in groups.items()
-                )
-            terminal.show(f"[red]✗[/] {result.variant.value}: {shown}: {why}")
-            terminal.show(f"    refresh with: {escape(result.refresh)}")
-        if not all(r.up_to_date for r in checks):
-            terminal.info("[dim]relocking needs the channel (conda-forge unless --channel)[/]")
-            fail(ExitCode.LOCK_STALE)
-        return
+        _check(terminal, root, variants, platforms=platforms, channels=channel, cuda=cuda)
+    else:
+        _lock(terminal, root, variants, platforms=platforms, channels=channel, cuda=cuda)
+
+
+class RichLockProgress(LockProgress):
+    """``LockProgress`` as lines on stderr: one per variant started, one per platform solved."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+
+    def locking(self, variant: Variant, platforms: Sequence[str], channels: Channels) -> None:
+        self.terminal.step(
+            f"locking {variant.value} for {', '.join(platforms)} from {escape(channels.describe())}"
+        )
+
+    def solved(self, variant: Variant, lock: PlatformLock) -> None:
+        self.terminal.info(
+            f"    {variant.value} {lock.platform}: {lock.packages} packages, "
+            f"pytorch {lock.pytorch or 'none'} ({lock.seconds:.2f} s)"
+        )
+
+
+def _lock(
+    terminal: Terminal,
+    root: Path,
+    variants: list[Variant],
+    *,
+    platforms: list[str] | None,
+    channels: list[str] | None,
+    cuda: str | None,
+) -> None:
+    from setup_tool.lock import lock_variants
 
     start = time.perf_counter()
     results = lock_variants(
         root,
         variants,
         platforms=platforms,
-        channels=channel,
+        channels=channels,
         cuda=cuda,
-        terminal=terminal,
+        progress=RichLockProgress(terminal),
     )
     elapsed = time.perf_counter() - start
+    render_locks(terminal, root, results)
+    solved = sum(entry.solved for locked in results for entry in locked.platforms)
+    terminal.success(
+        f"locked {len(results)} variant{'s' * (len(results) != 1)} "
+        f"({solved} platform{'s' * (solved != 1)} solved) in {elapsed:.2f} s"
+    )
 
+
+def render_locks(terminal: Terminal, root: Path, results: Sequence[LockResult]) -> None:
+    """The summary table on stdout: one row per variant and platform."""
     rows: list[tuple[str, ...]] = [
         ("variant", "platform", "packages", "pytorch", "cuda-version", "lockfile")
     ]
-    solved = 0
     for locked in results:
         state = "written" if locked.changed else "unchanged"
         for entry in locked.platforms:
-            solved += entry.solved
             rows.append(
                 (
                     locked.variant.value,
@@ -148,10 +165,64 @@ def lock(
     # Plain aligned columns rather than a rich Table: nothing is cut when stdout is a pipe.
     for i, line in enumerate(_columns(rows)):
         terminal.show(f"[bold]{escape(line)}[/]" if i == 0 else escape(line))
-    terminal.success(
-        f"locked {len(results)} variant{'s' * (len(results) != 1)} "
-        f"({solved} platform{'s' * (solved != 1)} solved) in {elapsed:.2f} s"
-    )
+
+
+def _check(
+    terminal: Terminal,
+    root: Path,
+    variants: list[Variant],
+    *,
+    platforms: list[str] | None,
+    channels: list[str] | None,
+    cuda: str | None,
+) -> None:
+    from setup_tool.lock import check_locks
+
+    checks = check_locks(root, variants, platforms=platforms, channels=channels, cuda=cuda)
+    for result in checks:
+        render_check(terminal, root, result)
+    stale = [r for r in checks if not r.up_to_date]
+    if stale:
+        needed = dict.fromkeys(r.channels.describe() for r in stale if r.channels)
+        terminal.info(f"[dim]relocking needs {escape('; '.join(needed))}[/]")
+        fail(ExitCode.LOCK_STALE)
+
+
+def render_check(terminal: Terminal, root: Path, result: CheckResult) -> None:
+    """One variant's verdict on stdout, and the command that refreshes it when not current."""
+    shown = escape(shown_path(result.path, root))
+    if result.up_to_date:
+        names = ", ".join(p.platform for p in result.platforms)
+        terminal.show(f"[green]✓[/] {result.variant.value}: {shown} is up to date ({names})")
+        return
+    if result.problem == "missing":
+        why = "missing"
+    elif result.problem:
+        why = escape(result.problem)
+    else:
+        groups: dict[str, list[str]] = {}
+        for status in result.platforms:
+            if status.state != "current":
+                groups.setdefault(status.state, []).append(status.platform)
+        why = "; ".join(
+            f"{escape(_state_text(state, result))}: {', '.join(names)}"
+            for state, names in groups.items()
+        )
+    terminal.show(f"[red]✗[/] {result.variant.value}: {shown}: {why}")
+    terminal.show(f"    refresh with: {escape(result.refresh)}")
+    if any(p.state == "channels" for p in result.platforms):
+        argv = ["setup-tool", "lock", "--variant", result.variant.value, "--check"]
+        for url in result.locked_channels:
+            argv += ["--channel", url]
+        terminal.show(f"    or check against its own channels: {escape(shlex.join(argv))}")
+
+
+def _state_text(state: str, result: CheckResult) -> str:
+    if state == "channels":
+        locked = ", ".join(display(u, expand=False) for u in result.locked_channels)
+        against = result.channels.describe() if result.channels else "other channels"
+        return f"locked from {locked}; checking against {against}"
+    return _STATE_TEXT[state]
 
 
 _STATE_TEXT = {

@@ -207,3 +207,26 @@ def read_lockfile(path: Path) -> Any:
             f"{path} is not a readable conda-lock file: {first}",
             "relock it: setup-tool lock (it is overwritten only after a successful solve)",
         ) from None
+
+
+def read_metadata(path: Path) -> dict[str, Any] | None:
+    """The ``metadata`` mapping of a conda-lock file, read without its package list; None
+    when the file is missing or unreadable (``check_lock`` then reports it in full).
+
+    Cheap on purpose: ``lock``, ``check`` and ``env`` read it for every variant to learn the
+    channels a lock was made from, and a real lockfile's package list is most of its bytes.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    # conda-lock's writer puts `metadata:` before `package:`, both at column 0.
+    head, _, _ = text.partition("\npackage:")
+    try:
+        document = yaml.load(head, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    return metadata if isinstance(metadata, dict) else None

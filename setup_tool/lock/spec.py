@@ -132,9 +132,24 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
 
 def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -> SpecFile:
     """Parse and validate one spec file; every problem is a ``SpecError`` with file and line."""
+    shown = shown_path(path, root)
+    fields, lines = _top_level_keys(_read_document(path, shown), shown, overlay=overlay)
+    if "dependencies" not in fields:
+        raise SpecError(shown, "has no `dependencies` list", hint="add `dependencies: []`")
+    dependencies = _string_list(fields["dependencies"], shown, "dependencies", lines)
+    for dep, line in zip(dependencies, _item_lines(fields["dependencies"]), strict=True):
+        _check_match_spec(dep, shown, line)
+        lines[f"dependency:{_package_name(dep)}"] = line
+    channels = _string_list(fields.get("channels"), shown, "channels", lines)
+    platforms = _platforms(fields.get("platforms"), shown, lines, overlay=overlay, variant=variant)
+    virtual = _virtual_packages(fields.get("virtual-packages"), shown, lines)
+    return SpecFile(path, channels, dependencies, platforms, virtual, lines)
+
+
+def _read_document(path: Path, shown: str) -> Any:
+    """The file's YAML node tree (a mapping), or a ``SpecError`` saying why not."""
     import yaml
 
-    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -159,7 +174,6 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(shown, f"malformed YAML: {exc}") from None
-
     if document is None:
         raise SpecError(shown, "is empty", hint="it needs at least `dependencies: []`")
     if not isinstance(document, yaml.MappingNode):
@@ -168,6 +182,14 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             "must be a mapping of keys (channels, dependencies, ...)",
             line=document.start_mark.line + 1,
         )
+    return document
+
+
+def _top_level_keys(
+    document: Any, shown: str, *, overlay: bool
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The value node and line of each top-level key; unknown or misplaced keys are errors."""
+    import yaml
 
     fields: dict[str, Any] = {}
     lines: dict[str, int] = {}
@@ -190,17 +212,16 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             )
         fields[key] = value_node
         lines[key] = line
+    return fields, lines
 
-    if "dependencies" not in fields:
-        raise SpecError(shown, "has no `dependencies` list", hint="add `dependencies: []`")
-    dependencies = _string_list(fields["dependencies"], shown, "dependencies", lines)
-    for dep, line in zip(dependencies, _item_lines(fields["dependencies"]), strict=True):
-        _check_match_spec(dep, shown, line)
-        lines[f"dependency:{_package_name(dep)}"] = line
-    channels = _string_list(fields.get("channels"), shown, "channels", lines)
-    platforms = _string_list(fields.get("platforms"), shown, "platforms", lines)
+
+def _platforms(
+    node: Any, shown: str, lines: dict[str, int], *, overlay: bool, variant: Variant
+) -> tuple[str, ...]:
+    """The ``platforms`` list, each one valid for the variant; an overlay must have one."""
+    platforms = _string_list(node, shown, "platforms", lines)
     valid_platforms = VARIANT_PLATFORMS[variant]
-    for platform, line in zip(platforms, _item_lines(fields.get("platforms")), strict=True):
+    for platform, line in zip(platforms, _item_lines(node), strict=True):
         if platform not in valid_platforms:
             raise SpecError(
                 shown,
@@ -215,8 +236,7 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             line=lines.get("platforms"),
             hint=f"add `platforms: [{', '.join(valid_platforms)}]`",
         )
-    virtual = _virtual_packages(fields.get("virtual-packages"), shown, lines)
-    return SpecFile(path, channels, dependencies, platforms, virtual, lines)
+    return platforms
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def cpu_lock(locked_project: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_python(tmp_path_factory: pytest.TempPathFactory) -> RealPythonChannel:
     """A channel whose ``python`` is the interpreter running the tests, relocatable; built
-    once per session (~2 s, ~20 MB). Shared and read-only."""
+    once per session (2-4 s, ~20 MB). Shared and read-only."""
     from realpython import build_python_channel
 
     root = tmp_path_factory.mktemp("real-python")

@@ -123,8 +123,8 @@ def test_unknown_key_is_one_line(cli: Cli, project: Path, channel_url: str) -> N
     first = result.stderr.splitlines()[0]
     line = len(text.splitlines()) + 1
     assert first == (
-        f"error: envs/base.yml:{line}: unknown key 'prefix' (valid keys: channels, dependencies, "
-        "name, platforms, virtual-packages)"
+        f"error: envs/base.yml:{line}: unknown key 'prefix' (valid keys: allow-pypi-requests, "
+        "channels, dependencies, name, pip-repositories, platforms, virtual-packages)"
     )
 
 

@@ -1,13 +1,16 @@
-"""Fetching locked packages into the package cache, verifying each sha256 on the way in.
+"""Fetching locked packages into the package cache, verifying each hash on the way in.
 
-Every transport goes through here, ``file://`` included: py-rattler does not check hashes of
-local packages (RATTLER_NOTES.md), so the installer only ever hands it archives this module
-has just hashed. A cached archive is hashed again before each install that uses it, so a
-corrupted or tampered cache entry is caught too; a mismatch deletes the bad file and stops
+Packages are verified by the lock's sha256, or by its md5 where that is all the lock records
+(explicit lockfiles). Every transport goes through here, ``file://`` included: py-rattler does
+not check the hashes of local packages it is given (it trusts a ``RepoDataRecord``'s file), so
+the installer only ever hands it archives this module has just hashed. A cached archive is
+hashed again before each install that uses it, so a corrupted or tampered cache entry is
+caught too; a mismatch deletes the bad file and stops
 the install before anything is linked.
 
 Cache layout (``SETUP_TOOL_CACHE``, default the user cache dir):
-``archives/<sha256>/<file name>``: keyed by content, so two channels' files never collide.
+``archives/<sha256>/<file name>`` (``md5-<md5>`` for md5-only packages): keyed by content, so
+two channels' files never collide.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Fetched:
     package: LockedPackage
     path: Path
     cached: bool  # already in the cache (and verified again) rather than downloaded
+    sha256: str = ""  # the archive's sha256 (the lock's, or computed for md5-only packages)
 
 
 class PackageCache:
@@ -93,7 +97,7 @@ class PackageCache:
             ) from None
 
     def archive(self, package: LockedPackage) -> Path:
-        return self.archives / package.sha256 / package.filename
+        return self.archives / package.cache_key / package.filename
 
     def has(self, package: LockedPackage) -> bool:
         return self.archive(package).is_file()
@@ -109,6 +113,38 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _Digests:
+    """The sha256 of what was read, and the md5 too when the lock verifies by md5."""
+
+    def __init__(self, package: LockedPackage) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if package.hash_kind == "md5" else None
+
+    def update(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
+
+    def matches(self, package: LockedPackage) -> bool:
+        if package.hash_kind == "md5" and self.md5 is not None:
+            return self.md5.hexdigest() == package.md5
+        if package.hash_kind is None:
+            return True  # unverified (--allow-unverified): nothing to compare with
+        return self.sha256.hexdigest() == package.sha256
+
+    def found(self, package: LockedPackage) -> str:
+        """What the lock's kind of hash is for the bytes read, for messages."""
+        return (self.md5 or self.sha256).hexdigest()
+
+
+def _digests_of(path: Path, package: LockedPackage) -> _Digests:
+    digests = _Digests(package)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digests.update(chunk)
+    return digests
 
 
 def fetch_all(
@@ -208,24 +244,26 @@ def _fetch_into_cache(
     package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
 ) -> Fetched:
     target = cache.archive(package)
-    if target.is_file():
+    if target.is_file() and package.hash_kind is not None:  # unverified ones: always fetch
         size = target.stat().st_size
         reporter.add_total(size)
-        if sha256_of(target) == package.sha256:
+        cached = _digests_of(target, package)
+        if cached.matches(package):
             reporter.advance(size)
             reporter.package_done(package, cached=True)
-            return Fetched(package, target, cached=True)
+            return Fetched(package, target, cached=True, sha256=cached.sha256.hexdigest())
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        digest = _download(package, partial, reporter, stop)
-        if digest != package.sha256:
+        digests = _download(package, partial, reporter, stop)
+        if not digests.matches(package):
+            kind, found = package.hash_kind, digests.found(package)
             raise HashMismatch(
-                f"{package.name} {package.version} ({package.filename}) has sha256 {digest[:16]}… "
-                f"but the lock says {package.sha256[:16]}…; the download was deleted and nothing "
-                f"was installed",
+                f"{package.name} {package.version} ({package.filename}) has {kind} {found[:16]}… "
+                f"but the lock says {package.expected_hash[:16]}…; the download was deleted and "
+                f"nothing was installed",
                 f"the file at {package.url} changed since it was locked: relock "
                 f"(`setup-tool lock`) only if you trust the new file",
             )
@@ -234,7 +272,7 @@ def _fetch_into_cache(
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     reporter.package_done(package, cached=False)
-    return Fetched(package, target, cached=False)
+    return Fetched(package, target, cached=False, sha256=digests.sha256.hexdigest())
 
 
 def _remove_stale_parts(target: Path) -> None:
@@ -259,9 +297,9 @@ def _alive(pid: int) -> bool:
 
 def _download(
     package: LockedPackage, destination: Path, reporter: DownloadReporter, stop: threading.Event
-) -> str:
-    """Copy ``package.url`` to ``destination``, returning the sha256 of what was written."""
-    digest = hashlib.sha256()
+) -> _Digests:
+    """Copy ``package.url`` to ``destination``, returning the digests of what was written."""
+    digest = _Digests(package)
     scheme = urlsplit(package.url).scheme
     with destination.open("wb") as out:
         if scheme in {"file", ""}:
@@ -298,7 +336,7 @@ def _download(
                 f"{package.name}: unsupported URL scheme {scheme!r} in {package.url}",
                 "setup-tool installs from file://, http:// and https:// URLs",
             )
-    return digest.hexdigest()
+    return digest
 
 
 def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
@@ -349,25 +387,18 @@ def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):
     raise AssertionError("unreachable")
 
 
-def download_sizes(
-    packages: Sequence[LockedPackage], timeout: float = 5.0
-) -> dict[str, int | None]:
-    """Each package's size without downloading it (stat, or an HTTP HEAD); None when unknown."""
+def local_sizes(packages: Sequence[LockedPackage]) -> dict[str, int | None]:
+    """Each package's size where it is known without the network: a ``file://`` URL's file.
+    None for the others. A dry run never blocks on a channel: with one request per package it
+    took minutes for a lock of ~1,000 packages behind a proxy that does not answer."""
 
     def size(package: LockedPackage) -> int | None:
         parts = urlsplit(package.url)
-        if parts.scheme in ("file", ""):
-            path = Path(unquote(parts.path))
-            return path.stat().st_size if path.is_file() else None
-        request = urllib.request.Request(
-            package.url, method="HEAD", headers={"User-Agent": f"setup-tool/{__version__}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                length = response.headers.get("Content-Length")
-        except (OSError, http.client.HTTPException):
+        if parts.scheme not in ("file", ""):
             return None
-        return int(length) if length and length.isdigit() else None
+        try:
+            return Path(unquote(parts.path)).stat().st_size
+        except OSError:
+            return None
 
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="size") as pool:
-        return dict(zip([p.name for p in packages], pool.map(size, packages), strict=True))
+    return {package.name: size(package) for package in packages}

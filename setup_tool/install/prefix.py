@@ -71,7 +71,7 @@ def write_state(prefix: Path, state: dict[str, Any]) -> None:
 
 
 def installed_records(prefix: Path) -> dict[str, dict[str, str]]:
-    """name → {name, version, build, sha256} from ``conda-meta/*.json``: what is really
+    """name → {name, version, build, sha256, md5} from ``conda-meta/*.json``: what is really
     installed (the state file says what was installed; the two differ after tampering)."""
     records = {}
     for meta in (prefix / "conda-meta").glob("*.json"):
@@ -81,7 +81,8 @@ def installed_records(prefix: Path) -> dict[str, dict[str, str]]:
             continue  # an unreadable record counts as a package that is not there
         if isinstance(record, dict) and "name" in record:
             records[record["name"]] = {
-                key: str(record.get(key, "")) for key in ("name", "version", "build", "sha256")
+                key: str(record.get(key, ""))
+                for key in ("name", "version", "build", "sha256", "md5")
             }
     return records
 

@@ -69,6 +69,15 @@ def install(
             "#sha256:<hex>), unchecked. Without it such a file is refused.",
         ),
     ] = False,
+    verify_cache: Annotated[
+        bool,
+        typer.Option(
+            "--verify-cache",
+            help="Hash every cached archive and extracted file again, as if new. By default a "
+            "file verified before is trusted while its size, inode and modification time are "
+            "unchanged (docs/install.md, 'The package cache').",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
@@ -95,6 +104,7 @@ def install(
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
         allow_unverified=allow_unverified,
+        verify_cache=verify_cache,
     )
     if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
         for warning in detection.target.warnings:

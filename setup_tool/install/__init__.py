@@ -21,10 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool import __version__
-from setup_tool.errors import LockfileInvalid, LockfileMismatch, SetupToolError, UsageError
+from setup_tool.errors import (
+    HashMismatch,
+    LockfileInvalid,
+    LockfileMismatch,
+    SetupToolError,
+    UsageError,
+)
 from setup_tool.install import prefix as prefixes
 from setup_tool.install.compat import MachineCheck, MachineFacts, assess
-from setup_tool.install.download import PackageCache, fetch_all, local_sizes
+from setup_tool.install.download import (
+    PackageCache,
+    changed_since_verified,
+    fetch_all,
+    local_sizes,
+)
 from setup_tool.install.lockread import LockedPlatform, read_locked_platform
 from setup_tool.install.plan import Plan, make_plan
 from setup_tool.install.progress import Progress
@@ -119,7 +130,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
         cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched = _fetch(locked, cache, progress)
+            fetched = _fetch(locked, cache, progress, request.verify_cache)
             _crash_point("after-fetch")
             _build_and_swap(fetched, locked, request, prefix, progress)
         except OSError as exc:
@@ -258,10 +269,13 @@ def _foreign(prefix: Path) -> UsageError:
     )
 
 
-def _fetch(locked: LockedPlatform, cache: PackageCache, progress: Progress) -> list[Any]:
+def _fetch(
+    locked: LockedPlatform, cache: PackageCache, progress: Progress, verify_all: bool
+) -> list[Any]:
     progress.step(f"fetching and verifying {len(locked.packages)} packages")
     try:
-        return fetch_all(locked.packages, cache, progress.downloads(len(locked.packages)))
+        reporter = progress.downloads(len(locked.packages))
+        return fetch_all(locked.packages, cache, reporter, verify_all=verify_all)
     finally:
         progress.done()
 
@@ -292,6 +306,8 @@ def _build_and_swap(
                 final_prefix=prefix,
                 platform=locked.platform,
                 cache_dir=request.cache_root / "rattler",
+                stamps=PackageCache(request.cache_root).stamps,
+                verify_cache=request.verify_cache,
                 on_linked=linked_one,
             )
         except BaseException:
@@ -299,6 +315,7 @@ def _build_and_swap(
             raise
         finally:
             progress.done()
+        _refuse_changed_sources(fetched)
         _crash_point("after-link")
         prefixes.write_state(staging, _state(locked, request))
         _crash_point("before-swap")
@@ -320,6 +337,19 @@ def _build_and_swap(
     finally:
         # After a swap this is the old environment; after a failure, the partial new one.
         prefixes.remove_tree(staging)
+
+
+def _refuse_changed_sources(fetched: Sequence[Any]) -> None:
+    """A ``file://`` package is hashed where it lies, then read by py-rattler: if the file is
+    not the one hashed any more (rewritten in the meantime), what was linked is unverified."""
+    changed = changed_since_verified(fetched)
+    if changed:
+        first = changed[0]
+        raise HashMismatch(
+            f"{first.path} changed while it was being installed, after its hash was checked; "
+            f"the previous environment is unchanged",
+            "run again once nothing is writing to the channel",
+        )
 
 
 def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from bench.report import (
     SEED_REFERENCES,
@@ -26,7 +27,7 @@ EXAMPLES = Path(__file__).parent.parent / "bench" / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_report_table_and_plots_from_the_h200_examples(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_table_and_plots_from_the_h200_examples(cli: Cli, tmp_path: Path) -> None:
     result = cli.ok("report", str(EXAMPLES), "--out", str(tmp_path), "--json")
     doc = json.loads(result.stdout)
     rows = {(r["machine"], r["loop"], r["batch_size"]): r for r in doc["runs"]}
@@ -61,7 +62,7 @@ def test_bars_match_the_results_and_add_the_seeds_figures(tmp_path: Path) -> Non
     assert next(row.loop for row in comparison(results)) == "throughput"
 
 
-def test_report_without_results_is_one_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_without_results_is_one_error(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "notes.json").write_text("{}")
     result = cli("report", str(tmp_path))
     assert result.exit_code == 2

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 
 @pytest.fixture
@@ -16,7 +17,9 @@ def env_project(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return project
 
 
-def test_env_locks_installs_and_is_a_no_op_the_second_time(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+def test_env_locks_installs_and_is_a_no_op_the_second_time(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
     first = cli.ok("env", "--channel", channel_url, "--no-doctor")
     assert "lock: envs/locks/cpu.conda-lock.yml is missing; locking" in first.stderr
     assert "install: .envs/cpu installed" in first.stderr
@@ -30,7 +33,9 @@ def test_env_locks_installs_and_is_a_no_op_the_second_time(cli, env_project, cha
     assert "install: .envs/cpu is up to date" in second.stderr
 
 
-def test_env_runs_the_doctor_on_the_installed_environment(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+def test_env_runs_the_doctor_on_the_installed_environment(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
     """The test channel's torch is a stub module, so the placement check must fail (exit 6)
     and say so: proof that the doctor really ran inside the new environment."""
     result = cli("env", "--channel", channel_url)
@@ -40,8 +45,8 @@ def test_env_runs_the_doctor_on_the_installed_environment(cli, env_project, chan
 
 
 def test_env_with_an_unreachable_channel_fails_clearly(
-    cli, env_project, unreachable_channel_url
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, env_project: Path, unreachable_channel_url: str
+) -> None:
     result = cli("env", "--channel", unreachable_channel_url, "--no-doctor")
     assert result.exit_code == 1
     assert "error:" in result.stderr

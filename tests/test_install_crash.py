@@ -8,12 +8,15 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from channel import LocalChannel, serve_channel
+from conftest import Cli
 from install_helpers import serve_slowly, wait_for
 from install_support import (
     Project,
@@ -28,7 +31,7 @@ from setup_tool.install import prefix as prefixes
 
 
 @pytest.fixture
-def upgrading(cli, tmp_path: Path, local_channel: LocalChannel) -> Project:  # type: ignore[no-untyped-def]
+def upgrading(cli: Cli, tmp_path: Path, local_channel: LocalChannel) -> Project:
     """Installed at numpy 2.3.5, then relocked for 2.4.0 (the next install upgrades)."""
     channel = local_channel.copy_to(tmp_path / "channel")
     project = make_project(tmp_path, channel.url)
@@ -85,7 +88,9 @@ def test_sigkill_during_a_first_install_leaves_no_environment(
 
 
 @contextmanager
-def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
+def upgrade_in_mid_download(
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> Iterator[tuple[Project, LocalChannel, subprocess.Popen[str]]]:
     """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
     process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
@@ -105,8 +110,8 @@ def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  
 
 
 def test_sigkill_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, channel, child):
         parts = project.cache / "archives"
         child.kill()
@@ -180,8 +185,8 @@ def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, _, child):
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
@@ -260,7 +265,7 @@ def _threads_inside(code: object) -> list[int]:
 
     inside = []
     for ident, frame in sys._current_frames().items():
-        walker = frame
+        walker: FrameType | None = frame
         while walker is not None:
             if walker.f_code is code:
                 inside.append(ident)

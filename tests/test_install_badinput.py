@@ -115,10 +115,18 @@ def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-d
         (parent / "elsewhere").mkdir()
         prefix.symlink_to(parent / "elsewhere")
     error, hint = _fails(cli, cpu_lock, prefix, ExitCode.USAGE, tmp_path)
-    assert error == (
-        f"error: {prefix} exists and is not an environment setup-tool made; it was left untouched"
-    )
-    assert "choose another --prefix" in hint
+    if kind == "directory":
+        assert error == (
+            f"error: {prefix} exists and is not an environment setup-tool made; it was left "
+            f"untouched"
+        )
+        assert "choose another --prefix" in hint
+    else:  # never "remove that directory" about a file
+        what = "a file" if kind == "file" else "a symbolic link"
+        assert error == (
+            f"error: {prefix} is {what}, not an environment directory; it was left untouched"
+        )
+        assert "directory" not in hint.replace("a --prefix", "")
     # Not even the prefix lock file appears next to it.
     assert not (parent / ".project-env.lock").exists()
     assert not (tmp_path / "cache").exists()
@@ -190,3 +198,47 @@ def test_mount_point_prefix(  # type: ignore[no-untyped-def]
     assert hint == f"hint: use a directory inside it, e.g. --prefix {prefix / 'env'}"
     cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix / "env"))
     assert_env_matches(prefix / "env", cpu_lock)
+
+
+@pytest.mark.parametrize("prefix", ["/proc/setup-tool-test", "/sys/setup-tool-test"])
+def test_a_prefix_where_nothing_can_be_created(cli, cpu_lock: Path, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    if not Path(prefix).parent.is_dir():
+        pytest.skip(f"{Path(prefix).parent} does not exist here")
+    result = cli("install", "--lockfile", str(cpu_lock), "--prefix", prefix)
+    assert result.exit_code == ExitCode.ERROR, result.output
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(f"error: cannot create the environment at {prefix}: ")
+    assert hint == "hint: choose a --prefix in a directory you can write to"
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["proc", "file"])
+def test_an_unusable_package_cache(cli, cpu_lock: Path, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    if kind == "proc":
+        cache = Path("/proc/setup-tool-cache")
+        if not Path("/proc").is_dir():
+            pytest.skip("no /proc here")
+    else:
+        cache = tmp_path / "a-file"
+        cache.write_text("not a directory\n")
+    prefix = tmp_path / "env"
+    args = ("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    result = cli(*args, env={"SETUP_TOOL_CACHE": str(cache)})
+    assert result.exit_code == ExitCode.ERROR, result.output
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(f"error: the package cache {cache} cannot be used: ")
+    assert "SETUP_TOOL_CACHE" in hint
+    assert not prefix.exists()
+    if kind == "file":
+        assert cache.read_text() == "not a directory\n"
+
+
+def test_an_unknown_category_lists_the_lock_s_categories(
+    cli, cpu_lock: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    prefix = tmp_path / "env"
+    args = ("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    result = cli(*args, "--category", "nosuch")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "has no category nosuch for linux-64; its categories: main" in result.stderr
+    assert not prefix.exists()

@@ -165,6 +165,7 @@ def read_locked_platform(
                 },
             ),
         )
+    _check_categories(path, lockfile, platform, wanted)
     chosen = [
         dep
         for dep in lockfile.package
@@ -207,6 +208,20 @@ def md5_only_warning(names: list[str]) -> str:
         f"for them ({shown}); md5 detects corruption but is weaker than sha256 against "
         f"deliberate tampering"
     )
+
+
+def _check_categories(path: Path, lockfile: Any, platform: str, wanted: set[str]) -> None:
+    """Every category asked for exists in the lock (``--category nosuch`` is an error)."""
+    known = {"main"}.union(
+        *(dep.categories for dep in lockfile.package if dep.platform == platform)
+    )
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise UsageError(
+            f"{path} has no categor{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(unknown)} for {platform}; its categories: {', '.join(sorted(known))}",
+            "pass --category with one of those (main is always installed)",
+        )
 
 
 def _platform_hint(platform: str, *, own_lock: bool) -> str:

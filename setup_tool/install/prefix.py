@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from setup_tool.errors import SetupToolError
+
 STATE_FILE = Path("conda-meta") / "setup-tool.state"
 STATE_SCHEMA = 1
 
@@ -207,9 +209,17 @@ def prefix_lock(
     """
     import fcntl
 
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     path = prefix.parent / f".{prefix.name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        # /proc/x, /sys/x, a read-only mount: the directory looks writable and is not.
+        raise SetupToolError(
+            f"cannot create the environment at {prefix}: {exc.filename or path}: "
+            f"{exc.strerror or exc}",
+            "choose a --prefix in a directory you can write to",
+        ) from None
     try:
         told = False
         while True:

@@ -44,6 +44,16 @@ LockfileOption = Annotated[
 ]
 
 
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+        "#sha256:<hex>), unchecked. Without it such a file is refused.",
+    ),
+]
+
+
 @app.command()
 def install(
     variant: VariantOption = None,
@@ -61,14 +71,7 @@ def install(
             show_default=False,
         ),
     ] = None,
-    allow_unverified: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unverified",
-            help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
-            "#sha256:<hex>), unchecked. Without it such a file is refused.",
-        ),
-    ] = False,
+    allow_unverified: AllowUnverifiedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.

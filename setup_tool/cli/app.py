@@ -42,11 +42,18 @@ _USAGE_ERRORS = _click_usage_errors()
 class _Group(TyperGroup):
     """Maps ``SetupToolError`` and usage errors to one ``error:`` line, a hint and an exit code.
 
-    Sub-command parsing happens inside ``Group.invoke``, so bad flags land here too; typer's
-    multi-line boxed usage errors become one line that names the fix. A command run with
-    ``--json`` also gets its refusal as the one JSON document on stdout (``error_document``),
-    so a script always has exactly one document to read, whatever happened.
+    Sub-command parsing happens inside ``Group.invoke``, so bad flags land there; the group's
+    own options (``setup-tool --bogus``) are parsed earlier, in ``parse_args``, so that is
+    wrapped too. typer's multi-line boxed usage errors become one line that names the fix. A
+    command run with ``--json`` also gets its refusal as the one JSON document on stdout
+    (``error_document``), so a script always has exactly one document to read, whatever happened.
     """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERRORS as exc:
+            self._usage_failure(False, exc)
 
     def invoke(self, ctx: Any) -> Any:
         json_output = self._wants_json(ctx)
@@ -62,14 +69,15 @@ class _Group(TyperGroup):
             error = _error("Interrupted", message, None, ExitCode.INTERRUPTED)
             self._fail(json_output, error, message, None)
         except _USAGE_ERRORS as exc:
-            usage_ctx = getattr(exc, "ctx", None)
-            command = usage_ctx.command_path if usage_ctx else "setup-tool"
-            # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
-            message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
-            hint = f"see `{command} --help`"
-            self._fail(
-                json_output, _error("UsageError", message, hint, ExitCode.USAGE), message, hint
-            )
+            self._usage_failure(json_output, exc)
+
+    def _usage_failure(self, json_output: bool, exc: Exception) -> NoReturn:
+        usage_ctx = getattr(exc, "ctx", None)
+        command = usage_ctx.command_path if usage_ctx else "setup-tool"
+        # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
+        message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+        hint = f"see `{command} --help`"
+        self._fail(json_output, _error("UsageError", message, hint, ExitCode.USAGE), message, hint)
 
     @staticmethod
     def _fail(json_output: bool, error: dict[str, Any], message: str, hint: str | None) -> NoReturn:

@@ -101,7 +101,6 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
 
     _check_replaceable(prefix)  # before the lock file is made next to it
     _check_writable(prefix)
-    _check_cache(request.cache_root)
     with prefixes.prefix_lock(prefix, on_wait=progress.step):
         prefixes.recover(prefix, log=progress.step)
         if prefixes.is_foreign(prefix):
@@ -113,6 +112,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             # record it, so the next run takes the fast path.
             prefixes.write_state(prefix, _state(locked, request))
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
+        cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
             fetched = _fetch(locked, cache, progress)
             _crash_point("after-fetch")
@@ -243,22 +243,6 @@ def _check_writable(prefix: Path) -> None:
         )
 
 
-def _check_cache(root: Path) -> None:
-    """The package cache can be created and written (SETUP_TOOL_CACHE=/proc/x, or a file)."""
-    try:
-        (root / "archives").mkdir(parents=True, exist_ok=True)
-        probe = root / "archives" / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise SetupToolError(
-            f"the package cache {root} cannot be used: {exc.filename or root}: "
-            f"{exc.strerror or exc}",
-            "set SETUP_TOOL_CACHE to a directory you can write to (or unset it for the "
-            "default, the user cache directory)",
-        ) from None
-
-
 def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
     return SetupToolError(
         f"no space left on the device while installing into {prefix}; the previous "
@@ -269,15 +253,13 @@ def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
 
 
 def _foreign(prefix: Path) -> UsageError:
-    if not prefix.is_dir() or prefix.is_symlink():
-        what = "a symbolic link" if prefix.is_symlink() else "a file"
-        return UsageError(
-            f"{prefix} is {what}, not an environment directory; it was left untouched",
-            "choose a --prefix that does not exist yet (or an environment setup-tool made)",
-        )
+    hint = "choose another --prefix: a new or empty directory, or an environment setup-tool made"
+    if prefix.is_symlink() or not prefix.is_dir():
+        kind = "a symbolic link" if prefix.is_symlink() else "a file, not a directory"
+        return UsageError(f"{prefix} is {kind}; it was left untouched", hint)
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
-        "choose another --prefix, or remove that directory yourself if it is not needed",
+        f"{hint}, or remove that directory yourself if it is not needed",
     )
 
 

@@ -20,6 +20,7 @@ import glob
 import hashlib
 import http.client
 import os
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -37,6 +38,7 @@ from setup_tool.install.lockread import LockedPackage
 CHUNK = 1 << 20
 HTTP_TIMEOUT_S = 30.0
 WORKERS = 4
+SIGNAL_POLL_S = 0.2  # how often a waiting main thread looks for Ctrl-C
 
 
 class DownloadReporter(Protocol):
@@ -72,7 +74,27 @@ class PackageCache:
     def __init__(self, root: Path) -> None:
         # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
         self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
-        self.archives = root / "archives"
+        self.archives = self.root / "archives"
+
+    def prepare(self) -> None:
+        """Make sure archives can be written here, or say why not (before any download)."""
+        try:
+            self.archives.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.archives, prefix=".write-test-")
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+            why = (
+                f"{blocker} is a file, not a directory"
+                if blocker is not None and not blocker.is_dir()
+                else f"cannot write in {blocker or self.root} ({exc.strerror or exc})"
+            )
+            raise SetupToolError(
+                f"cannot use the package cache at {self.root}: {why}",
+                "point SETUP_TOOL_CACHE at a directory you can write to, or unset it to use "
+                "the default (your user cache directory)",
+            ) from None
 
     def archive(self, package: LockedPackage) -> Path:
         return self.archives / package.cache_key / package.filename
@@ -132,23 +154,33 @@ def fetch_all(
     *,
     workers: int = WORKERS,
 ) -> list[Fetched]:
-    """Every package's verified archive in the cache, or an error before anything is installed."""
+    """Every package's verified archive in the cache, or an error before anything is installed.
+
+    On any failure, Ctrl-C included, this returns only once every download that had started
+    has stopped and deleted its partial file: the caller may exit at once (``cli.main`` skips
+    interpreter finalization), and a worker still writing would leave a ``.part`` behind.
+    """
     reporter = reporter or _Silent()
     stop = threading.Event()
+    in_flight = _InFlight()
     results: dict[str, Fetched] = {}
+    futures: list[Future[Fetched]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
-        futures: list[Future[Fetched]] = [
-            pool.submit(_fetch_one, package, cache, reporter, stop) for package in packages
-        ]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
+            # Submitting starts worker threads, which may start downloading before the last
+            # submit returns: a Ctrl-C landing here must stop them too, hence inside the try.
+            for package in packages:
+                futures.append(pool.submit(_fetch_one, package, cache, reporter, stop, in_flight))
+            for future in _as_they_fail(futures):
+                if (error := future.exception()) is not None:
+                    raise error
         except BaseException:
-            stop.set()  # other downloads stop at their next chunk and clean up
+            stop.set()  # other downloads stop at their next read and clean up
             for future in futures:
                 future.cancel()
+            # Not only the executor's join: a thread started by an interrupted submit is not
+            # in its list, and a work item queued then has no future here.
+            in_flight.wait_idle()
             raise
         for future in futures:
             fetched = future.result()
@@ -156,11 +188,61 @@ def fetch_all(
     return [results[p.name] for p in packages]
 
 
+def _as_they_fail(futures: Sequence[Future[Fetched]]) -> set[Future[Fetched]]:
+    """The finished futures once all are done or one has failed.
+
+    Waits in short slices: a Ctrl-C that the kernel hands to a download thread only sets
+    Python's flag, and the main thread raises KeyboardInterrupt when it next runs bytecode,
+    which an untimed wait would put off until the downloads end.
+    """
+    while True:
+        done, pending = wait(futures, timeout=SIGNAL_POLL_S, return_when=FIRST_EXCEPTION)
+        if not pending or any(f.exception() is not None for f in done):
+            return done
+
+
+class _InFlight:
+    """Counts the fetches running now, so an interrupted ``fetch_all`` can wait for them all."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self) -> None:
+        """Block until no fetch runs. A second Ctrl-C ends the wait (the user insists); a
+        partial file left then is deleted by the next install (``_remove_stale_parts``)."""
+        with self._idle:
+            while not self._idle.wait_for(lambda: self._count == 0, timeout=SIGNAL_POLL_S):
+                pass  # sliced, so that a second Ctrl-C is seen (see _as_they_fail)
+
+
 def _fetch_one(
+    package: LockedPackage,
+    cache: PackageCache,
+    reporter: DownloadReporter,
+    stop: threading.Event,
+    in_flight: _InFlight,
+) -> Fetched:
+    # Counted before the stop check: once fetch_all has set `stop` and seen no fetch running,
+    # any fetch that starts later sees `stop` and creates nothing.
+    with in_flight:
+        if stop.is_set():  # another package failed while this one waited for a worker
+            raise _Cancelled
+        return _fetch_into_cache(package, cache, reporter, stop)
+
+
+def _fetch_into_cache(
     package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
 ) -> Fetched:
-    if stop.is_set():  # another package failed while this one waited for a worker
-        raise _Cancelled
     target = cache.archive(package)
     if target.is_file() and package.hash_kind is not None:  # unverified ones: always fetch
         size = target.stat().st_size
@@ -258,9 +340,13 @@ def _download(
 
 
 def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
-    """Copy until EOF; the number of bytes copied."""
+    """Copy until EOF; the number of bytes copied.
+
+    ``read1`` returns what has arrived (at most one system call) where ``read(n)`` waits for
+    all n bytes: on a slow link the stop flag is seen within one network read, not one MiB.
+    """
     copied = 0
-    while chunk := source.read(CHUNK):
+    while chunk := source.read1(CHUNK):
         if stop.is_set():
             raise _Cancelled
         out.write(chunk)

@@ -160,7 +160,7 @@ def _read_conda_lock(
     platforms = tuple(sorted(lockfile.metadata.platforms))
     if platform not in platforms:
         raise _no_platform(path, platform, platforms, own_lock=bool(refresh_hint))
-    _check_categories(path, lockfile, platform, wanted)
+    _refuse_unknown_categories(path, platform, wanted, lockfile.package)
     chosen = [
         dep
         for dep in lockfile.package
@@ -219,20 +219,6 @@ def md5_only_warning(names: list[str]) -> str:
     )
 
 
-def _check_categories(path: Path, lockfile: Any, platform: str, wanted: set[str]) -> None:
-    """Every category asked for exists in the lock (``--category nosuch`` is an error)."""
-    known = {"main"}.union(
-        *(dep.categories for dep in lockfile.package if dep.platform == platform)
-    )
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise UsageError(
-            f"{path} has no categor{'y' if len(unknown) == 1 else 'ies'} "
-            f"{', '.join(unknown)} for {platform}; its categories: {', '.join(sorted(known))}",
-            "pass --category with one of those (main is always installed)",
-        )
-
-
 def _platform_hint(platform: str, *, own_lock: bool) -> str:
     if own_lock:
         return (
@@ -287,6 +273,22 @@ def _parse(path: Path, refresh_hint: str) -> tuple[Any, list[tuple[str, str]]]:
         ) from None
     except (ValueError, KeyError) as exc:
         raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
+
+
+def _refuse_unknown_categories(
+    path: Path, platform: str, wanted: set[str], packages: Iterable[Any]
+) -> None:
+    """A category the lock does not have is a typo, not an empty extra: installing "nothing
+    more" and recording it would hide that."""
+    known = {c for dep in packages if dep.platform == platform for c in dep.categories}
+    unknown = sorted(wanted - known - {"main"})  # main is always asked for; checked below
+    if unknown:
+        raise UsageError(
+            f"{path.name} has no {'category' if len(unknown) == 1 else 'categories'} "
+            f"{', '.join(map(repr, unknown))} for {platform} "
+            f"(it has: {', '.join(sorted(known)) or 'none'})",
+            "pass one of those to --category, or leave --category out for main only",
+        )
 
 
 def _load_yaml(path: Path) -> Any:

@@ -214,10 +214,12 @@ def prefix_lock(
         prefix.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        # /proc/x, /sys/x, a read-only mount: the directory looks writable and is not.
+        # e.g. /proc/x (ENOENT: no file can be made there), /sys/x (EACCES even for root), a
+        # read-only filesystem (EROFS): os.access says "writable" to root for all of them.
+        where = next((p for p in prefix.parents if p.is_dir()), prefix.parent)
         raise SetupToolError(
-            f"cannot create the environment at {prefix}: {exc.filename or path}: "
-            f"{exc.strerror or exc}",
+            f"cannot create the environment at {prefix}: files cannot be created in {where} "
+            f"({exc.strerror or exc})",
             "choose a --prefix in a directory you can write to",
         ) from None
     try:

@@ -164,34 +164,39 @@ def _check_directory(channel: str, url: str) -> None:
 
 
 def _check_http(channel: str, url: str, timeout: float) -> None:
+    reason = no_answer(f"{url}/noarch/repodata.json", timeout)
+    if reason is not None:
+        raise ChannelUnreachable(
+            f"cannot reach channel {display(channel)}: {reason}", UNREACHABLE_HINT
+        )
+
+
+def no_answer(url: str, timeout: float = REACHABLE_TIMEOUT_S) -> str | None:
+    """Why a ``HEAD url`` got no answer at all (DNS, refused, timeout), or None if it got one.
+
+    Any HTTP status and any TLS failure count as an answer: they are the solver's (or uv's) to
+    report, with its own authentication, proxy and certificate settings.
+    """
     import ssl
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{url}/noarch/repodata.json", method="HEAD")
+    request = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=timeout):
-            return
+            return None
     except urllib.error.HTTPError:
-        return  # it answered; a 404 or 403 is py-rattler's to report, with its own auth
+        return None
     except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ssl.SSLError):
-            return  # TLS answered; py-rattler has its own certificate store and settings
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: {_reason(reason)}", UNREACHABLE_HINT
-        ) from None
+        if isinstance(exc.reason, ssl.SSLError):
+            return None
+        return _reason(exc.reason)
     except TimeoutError:
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: no answer within {timeout:g} s",
-            UNREACHABLE_HINT,
-        ) from None
-    except (ssl.SSLError, ConnectionError, OSError) as exc:
-        if isinstance(exc, ssl.SSLError):
-            return
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: {_reason(exc)}", UNREACHABLE_HINT
-        ) from None
+        return f"no answer within {timeout:g} s"
+    except ssl.SSLError:
+        return None
+    except (ConnectionError, OSError) as exc:
+        return _reason(exc)
 
 
 def _reason(reason: object) -> str:

@@ -16,10 +16,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from setup_tool.errors import SetupToolError
 from setup_tool.lock import condalock
-from setup_tool.lock.plan import LockPlan, make_plans, refresh_command, require_cuda_variant
+from setup_tool.lock.metadata import CUSTOM_PIP_INDEXES, CUSTOM_PIP_INDEXES_FROM
+from setup_tool.lock.plan import (
+    LockOptions,
+    LockPlan,
+    make_plans,
+    refresh_for,
+    require_cuda_variant,
+)
 from setup_tool.lock.results import CheckResult, PlatformStatus
+from setup_tool.lock.torch_source import validate as validate_torch_from
 from setup_tool.paths import lockfile_path
 from setup_tool.variants import Variant
 
@@ -32,14 +39,16 @@ def check_locks(
     channels: Sequence[str] | None = None,
     cuda: str | None = None,
     environ: Mapping[str, str] | None = None,
+    pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> tuple[CheckResult, ...]:
     """``check_lock`` for each variant that has any of ``platforms`` (all when None); the
     arguments mean what they mean for ``lock_variants``."""
     environ = os.environ if environ is None else environ
     require_cuda_variant(cuda, variants, "check")
-    plans = make_plans(
-        root, variants, platforms=platforms, channels=channels, cuda=cuda, environ=environ
-    )
+    validate_torch_from(torch_from)
+    options = LockOptions(platforms, channels, pip_indexes, cuda, torch_from)
+    plans = make_plans(root, variants, options, environ)
     return tuple(_check(root, plan, filtered=platforms is not None) for plan in plans)
 
 
@@ -51,10 +60,19 @@ def check_lock(
     channels: Sequence[str] | None = None,
     cuda: str | None = None,
     environ: Mapping[str, str] | None = None,
+    pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> CheckResult:
     """Whether ``envs/locks/<variant>.conda-lock.yml`` matches the spec, per platform."""
     return check_locks(
-        root, [variant], platforms=platforms, channels=channels, cuda=cuda, environ=environ
+        root,
+        [variant],
+        platforms=platforms,
+        channels=channels,
+        cuda=cuda,
+        environ=environ,
+        pip_indexes=pip_indexes,
+        torch_from=torch_from,
     )[0]
 
 
@@ -76,27 +94,45 @@ def _check(root: Path, plan: LockPlan, *, filtered: bool) -> CheckResult:
             states[platform] = "stale"
         else:
             states[platform] = "current"
+    if plan.recorded_torch_from and plan.recorded_torch_from != plan.torch_from:
+        for platform, state in states.items():
+            if state == "stale":
+                states[platform] = "torch"
     locked_channels = tuple(c.url for c in lock.metadata.channels)
-    _mark_other_channels(plan, lock, locked_channels, states)
+    custom = lock.metadata.custom_metadata or {}
+    locked_indexes = tuple(str(custom.get(CUSTOM_PIP_INDEXES, "")).split())
+    _mark_other_sources(plan, lock, locked_channels, locked_indexes, states)
     if not filtered:
         for platform in lock.metadata.platforms:
             if platform not in plan.spec.platforms:
                 states[platform] = "extra"
-    return _result(plan, path, states, locked_channels=locked_channels)
+    return _result(
+        plan, path, states, locked_channels=locked_channels, locked_indexes=locked_indexes
+    )
 
 
-def _mark_other_channels(
-    plan: LockPlan, lock: Any, locked_channels: tuple[str, ...], states: dict[str, str]
+def _mark_other_sources(
+    plan: LockPlan,
+    lock: Any,
+    locked_channels: tuple[str, ...],
+    locked_indexes: tuple[str, ...],
+    states: dict[str, str],
 ) -> None:
-    """A stale platform whose hash matches the spec with the lock's own channels is
-    ``channels``: the spec is unchanged, the lock was made from other channels."""
-    if "stale" not in states.values() or not locked_channels:
+    """A stale platform whose hash matches the spec with the lock's own channels (and pip
+    indexes) is ``channels``: the spec is unchanged, the lock was made from other sources."""
+    if "stale" not in states.values():
         return
-    if list(locked_channels) == [c.url for c in plan.lock_spec.channels]:
-        return
-    try:
-        other = condalock.lock_specification(plan.spec, locked_channels)
-    except SetupToolError:
+    other = plan.lock_spec
+    if locked_channels and list(locked_channels) != [c.url for c in other.channels]:
+        other = condalock.with_channels(other, locked_channels)
+    custom = lock.metadata.custom_metadata or {}
+    pip = plan.pip_indexes
+    if pip is not None and locked_indexes and locked_indexes != pip.urls:
+        if custom.get(CUSTOM_PIP_INDEXES_FROM) == "override":
+            other = condalock.with_pip_repositories(other, locked_indexes)
+        else:  # locked from the spec's indexes: the spec's pip-repositories, as parsed
+            other = condalock.with_pip_repositories(other, plan.spec_pip_repositories)
+    if other is plan.lock_spec:
         return
     hashes = condalock.current_hashes(other, plan.spec.virtual_packages)
     for platform, state in states.items():
@@ -111,6 +147,7 @@ def _result(
     problem: str | None = None,
     *,
     locked_channels: tuple[str, ...] = (),
+    locked_indexes: tuple[str, ...] = (),
 ) -> CheckResult:
     """The result, with the refresh command: only the stale platforms when that is enough."""
     stale = [p for p, s in states.items() if s != "current"]
@@ -120,9 +157,7 @@ def _result(
         and "extra" not in states.values()
         and problem is None
     )
-    refresh = refresh_command(
-        plan.spec.variant, stale if partial else None, plan.channels, plan.cuda_flag
-    )
+    refresh = refresh_for(plan, stale if partial else None)
     return CheckResult(
         plan.spec.variant,
         path,
@@ -131,4 +166,8 @@ def _result(
         problem,
         channels=plan.channels,
         locked_channels=locked_channels,
+        pip_indexes=plan.pip_indexes,
+        locked_pip_indexes=locked_indexes,
+        torch_from=plan.torch_from,
+        locked_torch_from=plan.recorded_torch_from,
     )

@@ -18,13 +18,9 @@ from typing import Any
 
 from setup_tool.errors import UsageError
 from setup_tool.lock import condalock
-from setup_tool.lock.metadata import (
-    CUSTOM_CHANNELS_FROM,
-    CUSTOM_VARIANT,
-    CUSTOM_VIRTUAL,
-    channels_from,
-)
-from setup_tool.lock.plan import LockPlan, check_command, refresh_command
+from setup_tool.lock.metadata import CUSTOM_VARIANT, CUSTOM_VIRTUAL, custom_entries
+from setup_tool.lock.pip_section import PipLocked
+from setup_tool.lock.plan import LockPlan, check_for, refresh_for
 from setup_tool.lock.results import PlatformLock
 from setup_tool.lock.solve import Solved
 from setup_tool.paths import lockfile_path
@@ -49,24 +45,36 @@ class _Kept:
     locks: dict[str, PlatformLock] = field(default_factory=dict)
 
 
-def platform_lock(solved: Solved) -> PlatformLock:
-    """The summary of one solved platform (package count, pytorch build, cuda-version)."""
+def platform_lock(solved: Solved, pip: PipLocked | None = None) -> PlatformLock:
+    """The summary of one solved platform (package counts, pytorch build, cuda-version)."""
     by_name = {r.name.normalized: r for r in solved.records}
     torch = by_name.get("pytorch")
     cuda = by_name.get("cuda-version")
+    pip_torch = next((p for p in pip.packages if p.name == "torch"), None) if pip else None
+    pytorch = f"{torch.version} {torch.build}" if torch is not None else None
+    if pip_torch is not None:
+        pytorch = f"{pip_torch.version} (pip)"
     return PlatformLock(
         platform=solved.request.platform,
         packages=len(solved.records),
-        pytorch=f"{torch.version} {torch.build}" if torch is not None else None,
+        pytorch=pytorch,
         cuda_version=str(cuda.version) if cuda is not None else None,
         virtual_packages=" ".join(str(vp) for vp in solved.request.virtual_packages),
-        seconds=solved.seconds,
+        seconds=solved.seconds + (pip.seconds if pip else 0.0),
+        pip_packages=len(pip.packages) if pip else 0,
     )
 
 
-def render_lock(root: Path, plan: LockPlan, solved: Sequence[Solved]) -> RenderedLock:
-    """The lockfile for ``plan`` from its solves (and the platforms kept from the old file)."""
+def render_lock(
+    root: Path,
+    plan: LockPlan,
+    solved: Sequence[Solved],
+    pip: Mapping[str, PipLocked] | None = None,
+) -> RenderedLock:
+    """The lockfile for ``plan`` from its solves and pip sections (per platform), and the
+    platforms kept from the old file."""
     spec = plan.spec
+    pip = pip or {}
     path = lockfile_path(root, spec.variant)
     hashes = condalock.content_hashes(plan.lock_spec, spec.virtual_packages)
     packages = [
@@ -74,13 +82,14 @@ def render_lock(root: Path, plan: LockPlan, solved: Sequence[Solved]) -> Rendere
         for s in solved
         for record in s.records
     ]
-    locks = {s.request.platform: platform_lock(s) for s in solved}
+    packages += [entry for locked in pip.values() for entry in locked.packages]
+    locks = {s.request.platform: platform_lock(s, pip.get(s.request.platform)) for s in solved}
     kept = _kept_platforms(path, plan)
     locks.update(kept.locks)
     platforms = [p for p in spec.platforms if p in locks]
     custom = {
         CUSTOM_VARIANT: spec.variant.value,
-        CUSTOM_CHANNELS_FROM: channels_from(plan.channels),
+        **custom_entries(plan.channels, plan.pip_indexes, plan.torch_from),
     }
     for platform in platforms:
         custom[CUSTOM_VIRTUAL + platform] = locks[platform].virtual_packages
@@ -111,21 +120,23 @@ def _kept_platforms(path: Path, plan: LockPlan) -> _Kept:
         raise UsageError(
             f"{path.name} was locked from other channels; its other platforms "
             f"({', '.join(wanted)}) cannot be kept",
-            f"relock every platform: drop --platform, e.g. "
-            f"{refresh_command(spec.variant, None, plan.channels, plan.cuda_flag)}",
+            f"relock every platform: drop --platform, e.g. {refresh_for(plan)}",
         )
     for platform in wanted:
         packages = [p for p in existing.package if p.platform == platform]
+        conda = [p for p in packages if p.manager == "conda"]
         kept.packages += packages
         kept.hashes[platform] = existing.metadata.content_hash.get(platform, "")
         kept.locks[platform] = PlatformLock(
             platform,
-            len(packages),
-            next((f"{p.version} {p.build}" for p in packages if p.name == "pytorch"), None),
-            next((p.version for p in packages if p.name == "cuda-version"), None),
+            len(conda),
+            next((f"{p.version} {p.build}" for p in conda if p.name == "pytorch"), None)
+            or next((f"{p.version} (pip)" for p in packages if p.name == "torch"), None),
+            next((p.version for p in conda if p.name == "cuda-version"), None),
             old_custom.get(CUSTOM_VIRTUAL + platform, ""),
             0.0,
             solved=False,
+            pip_packages=len(packages) - len(conda),
         )
     return kept
 
@@ -147,8 +158,8 @@ def _header(
         f"Variant {variant} = {files}, solved per platform with these virtual packages:",
         *(f"  {p.ljust(width)}  {locks[p].virtual_packages}" for p in platforms),
         "",
-        f"Relock:            {refresh_command(spec.variant, None, plan.channels, plan.cuda_flag)}",
-        f"Check it is fresh: {check_command(spec.variant, plan.channels, plan.cuda_flag)}",
+        f"Relock:            {refresh_for(plan)}",
+        f"Check it is fresh: {check_for(plan)}",
         f"Install it:        setup-tool install --variant {variant}",
         f"   or with conda-lock: conda-lock install -n ENV {path.name}",
     ]

@@ -17,10 +17,13 @@ from typing import Any
 from setup_tool.lock import condalock
 from setup_tool.lock.channels import Channels, check_reachable
 from setup_tool.lock.lockfile import platform_lock, render_lock, write_if_changed
-from setup_tool.lock.plan import LockPlan, make_plans, require_cuda_variant
+from setup_tool.lock.pip_indexes import check_reachable as check_index_reachable
+from setup_tool.lock.pip_section import PipLocked, lock_pip_sections, pip_requirements
+from setup_tool.lock.plan import LockOptions, LockPlan, make_plans, require_cuda_variant
 from setup_tool.lock.progress import LockProgress
 from setup_tool.lock.results import LockResult
 from setup_tool.lock.solve import SOLVE_TIMEOUT_S, Solved, SolveRequest, solve_all
+from setup_tool.lock.torch_source import validate as validate_torch_from
 from setup_tool.paths import cache_dir as default_cache_dir
 from setup_tool.variants import Variant
 
@@ -36,26 +39,40 @@ def lock_variants(
     cache_dir: Path | None = None,
     progress: LockProgress | None = None,
     timeout_s: float = SOLVE_TIMEOUT_S,
+    pip_indexes: Sequence[str] | None = None,
+    torch_from: str | None = None,
 ) -> tuple[LockResult, ...]:
     """Lock each variant (all its platforms, or those of ``platforms`` it has) into
     ``envs/locks/<variant>.conda-lock.yml``; nothing is written unless every solve succeeds.
 
-    ``channels`` replaces the spec's channels (else ``SETUP_TOOL_CHANNEL``, else the spec);
-    ``cuda`` replaces the cuda variant's ``__cuda``. Raises ``SpecError``, ``UsageError``,
+    ``channels`` replaces the spec's channels (else ``SETUP_TOOL_CHANNEL``, else the ones the
+    lock records, else the spec); ``pip_indexes`` replaces the pip section's indexes the same
+    way (``SETUP_TOOL_PIP_INDEX_URL``); ``cuda`` replaces the cuda variant's ``__cuda``;
+    ``torch_from`` (``conda-forge`` or ``wheels``, else what the lock records, else
+    conda-forge) says where PyTorch comes from. Raises ``SpecError``, ``UsageError``,
     ``ChannelUnreachable`` or ``SolveError``.
     """
     environ = os.environ if environ is None else environ
     progress = progress or LockProgress()
     require_cuda_variant(cuda, variants, "lock")
-    plans = make_plans(
-        root, variants, platforms=platforms, channels=channels, cuda=cuda, environ=environ
-    )
+    validate_torch_from(torch_from)
+    options = LockOptions(platforms, channels, pip_indexes, cuda, torch_from)
+    plans = make_plans(root, variants, options, environ)
     for url in dict.fromkeys(u for plan in plans for u in plan.channels.urls):
         check_reachable([url])
-    solved = _solve(plans, cache_dir or default_cache_dir(environ), progress, timeout_s)
+    for url in dict.fromkeys(u for p in plans if p.pip_indexes for u in p.pip_indexes.urls):
+        check_index_reachable([url])
+    cache = cache_dir or default_cache_dir(environ)
+    solved = _solve(plans, cache, progress, timeout_s)
+    pip = _lock_pip(plans, solved, cache, progress)
     # Render everything before writing anything.
     rendered = [
-        render_lock(root, plan, [s for s in solved if s.request.variant is plan.spec.variant])
+        render_lock(
+            root,
+            plan,
+            [s for s in solved if s.request.variant is plan.spec.variant],
+            {p: locked for (v, p), locked in pip.items() if v is plan.spec.variant},
+        )
         for plan in plans
     ]
     return tuple(
@@ -108,3 +125,18 @@ def _solve(
             group, group_channels, cache_dir=cache, timeout_s=timeout_s, on_solved=report
         )
     return solved
+
+
+def _lock_pip(
+    plans: Sequence[LockPlan], solved: Sequence[Solved], cache: Path, progress: LockProgress
+) -> dict[tuple[Variant, str], PipLocked]:
+    """The pip sections of every plan, after the conda solves they depend on."""
+    for plan in plans:
+        with_pip = [p for p in plan.platforms if pip_requirements(plan, p)]
+        if with_pip and plan.pip_indexes is not None:
+            progress.locking_pip(plan.spec.variant, with_pip, plan.pip_indexes)
+
+    def report(locked: PipLocked) -> None:
+        progress.pip_locked(locked.variant, locked.platform, len(locked.packages), locked.seconds)
+
+    return lock_pip_sections(plans, solved, cache_dir=cache, on_locked=report)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setup_tool.lock.channels import Channels
+from setup_tool.lock.pip_indexes import PipIndexes
 from setup_tool.variants import Variant
 
 
@@ -20,6 +21,7 @@ class PlatformLock:
     virtual_packages: str
     seconds: float
     solved: bool = True
+    pip_packages: int = 0  # wheels locked from the `- pip:` section
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class LockResult:
 @dataclass(frozen=True)
 class PlatformStatus:
     """``current``, ``stale`` (the spec changed), ``channels`` (the spec is the same, but the
-    lock was made from other channels than the ones checked against), ``missing`` (not locked)
+    lock was made from other channels or pip indexes than the ones checked against), ``missing``
+    (not locked), ``torch`` (locked with PyTorch from another source than asked for)
     or ``extra`` (dropped from the spec but still in the lock)."""
 
     platform: str
@@ -55,6 +58,10 @@ class CheckResult:
     problem: str | None = None  # "missing" or "unreadable: ..." for the file as a whole
     channels: Channels | None = None  # the channels it was checked against
     locked_channels: tuple[str, ...] = ()  # the channels the lockfile records (conda-lock's)
+    pip_indexes: PipIndexes | None = None  # the pip indexes it was checked against
+    locked_pip_indexes: tuple[str, ...] = ()  # the ones the lockfile records
+    torch_from: str = "conda-forge"  # where PyTorch comes from in what was checked against
+    locked_torch_from: str | None = None  # what the lockfile records
 
     @property
     def up_to_date(self) -> bool:

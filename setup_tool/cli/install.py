@@ -99,9 +99,11 @@ def install(
         dry_run=dry_run,
         allow_unverified=allow_unverified,
     )
-    if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
-        for warning in detection.target.warnings:
-            terminal.warn(escape(warning))
+    # Detection's warnings about the CUDA build are left to the lock's own machine check,
+    # which knows the build the lock really holds.
+    target = detection.target
+    for warning in (w for w in target.warnings if w not in target.cuda_warnings):
+        terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())

@@ -44,6 +44,16 @@ LockfileOption = Annotated[
 ]
 
 
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+        "#sha256:<hex>), unchecked. Without it such a file is refused.",
+    ),
+]
+
+
 @app.command()
 def install(
     variant: VariantOption = None,
@@ -61,14 +71,7 @@ def install(
             show_default=False,
         ),
     ] = None,
-    allow_unverified: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unverified",
-            help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
-            "#sha256:<hex>), unchecked. Without it such a file is refused.",
-        ),
-    ] = False,
+    allow_unverified: AllowUnverifiedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
@@ -96,9 +99,11 @@ def install(
         dry_run=dry_run,
         allow_unverified=allow_unverified,
     )
-    if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
-        for warning in detection.target.warnings:
-            terminal.warn(escape(warning))
+    # Detection's warnings about the CUDA build are left to the lock's own machine check,
+    # which knows the build the lock really holds.
+    target = detection.target
+    for warning in (w for w in target.warnings if w not in target.cuda_warnings):
+        terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())

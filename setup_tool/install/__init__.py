@@ -96,12 +96,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
-        _check_replaceable(prefix)
-        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
-        missing = [p for p in locked.packages if not cache.has(p)]
-        plan = make_plan(
-            locked, current, cache, sizes=local_sizes(missing), size_note=UNKNOWN_SIZES_NOTE
-        )
+        plan = _dry_run_plan(locked, prefix, cache)
         return _result("dry-run", request, prefix, plan, started, warnings=warnings)
 
     _check_replaceable(prefix)  # before the lock file is made next to it
@@ -137,6 +132,16 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             len(fetched) - downloaded,
             warnings=warnings,
         )
+
+
+def _dry_run_plan(locked: LockedPlatform, prefix: Path, cache: PackageCache) -> Plan:
+    """The plan against the prefix and the cache, without writing or contacting anything."""
+    _check_replaceable(prefix)
+    current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
+    missing = [p for p in locked.packages if not cache.has(p)]
+    return make_plan(
+        locked, current, cache, sizes=local_sizes(missing), size_note=UNKNOWN_SIZES_NOTE
+    )
 
 
 def _absolute(prefix: Path) -> Path:

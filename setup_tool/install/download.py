@@ -1,5 +1,8 @@
 """Fetching locked packages into the package cache, verifying each sha256 on the way in.
 
+Conda packages and wheels alike (anything with a name, version, URL, sha256 and file name:
+``Artifact``) come through here, in one batch, so nothing is installed before all are verified.
+
 Every transport goes through here, ``file://`` included: py-rattler does not check hashes of
 local packages (RATTLER_NOTES.md), so the installer only ever hands it archives this module
 has just hashed. A cached archive is hashed again before each install that uses it, so a
@@ -24,16 +27,35 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from setup_tool import __version__
 from setup_tool.errors import ChannelUnreachable, HashMismatch, SetupToolError
-from setup_tool.install.lockread import LockedPackage
 
 CHUNK = 1 << 20
 HTTP_TIMEOUT_S = 30.0
 WORKERS = 4
+
+
+class Artifact(Protocol):
+    """What can be fetched: a conda package (``LockedPackage``) or a wheel (``LockedWheel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+
+
+A = TypeVar("A", bound=Artifact)
 
 
 class DownloadReporter(Protocol):
@@ -41,7 +63,7 @@ class DownloadReporter(Protocol):
 
     def add_total(self, nbytes: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
-    def package_done(self, package: LockedPackage, cached: bool) -> None: ...
+    def package_done(self, package: Artifact, cached: bool) -> None: ...
 
 
 class _Silent:
@@ -51,13 +73,13 @@ class _Silent:
     def advance(self, nbytes: int) -> None:
         pass
 
-    def package_done(self, package: LockedPackage, cached: bool) -> None:
+    def package_done(self, package: Artifact, cached: bool) -> None:
         pass
 
 
 @dataclass(frozen=True)
-class Fetched:
-    package: LockedPackage
+class Fetched(Generic[A]):
+    package: A
     path: Path
     cached: bool  # already in the cache (and verified again) rather than downloaded
 
@@ -70,10 +92,10 @@ class PackageCache:
         self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
         self.archives = root / "archives"
 
-    def archive(self, package: LockedPackage) -> Path:
+    def archive(self, package: Artifact) -> Path:
         return self.archives / package.sha256 / package.filename
 
-    def has(self, package: LockedPackage) -> bool:
+    def has(self, package: Artifact) -> bool:
         return self.archive(package).is_file()
 
 
@@ -90,18 +112,17 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch_all(
-    packages: Sequence[LockedPackage],
+    packages: Sequence[A],
     cache: PackageCache,
     reporter: DownloadReporter | None = None,
     *,
     workers: int = WORKERS,
-) -> list[Fetched]:
+) -> list[Fetched[A]]:
     """Every package's verified archive in the cache, or an error before anything is installed."""
     reporter = reporter or _Silent()
     stop = threading.Event()
-    results: dict[str, Fetched] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
-        futures: list[Future[Fetched]] = [
+        futures: list[Future[Fetched[A]]] = [
             pool.submit(_fetch_one, package, cache, reporter, stop) for package in packages
         ]
         try:
@@ -114,15 +135,13 @@ def fetch_all(
             for future in futures:
                 future.cancel()
             raise
-        for future in futures:
-            fetched = future.result()
-            results[fetched.package.name] = fetched
-    return [results[p.name] for p in packages]
+        # In the order asked for (a lock may name a conda and a pip package alike).
+        return [future.result() for future in futures]
 
 
 def _fetch_one(
-    package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
-) -> Fetched:
+    package: A, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
+) -> Fetched[A]:
     if stop.is_set():  # another package failed while this one waited for a worker
         raise _Cancelled
     target = cache.archive(package)
@@ -176,7 +195,7 @@ def _alive(pid: int) -> bool:
 
 
 def _download(
-    package: LockedPackage, destination: Path, reporter: DownloadReporter, stop: threading.Event
+    package: Artifact, destination: Path, reporter: DownloadReporter, stop: threading.Event
 ) -> str:
     """Copy ``package.url`` to ``destination``, returning the sha256 of what was written."""
     digest = hashlib.sha256()
@@ -232,7 +251,7 @@ def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event
     return copied
 
 
-def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
+def _open_url(package: Artifact, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
     """urlopen with a bounded timeout and retries for transient failures (not for 4xx); no
     more retries once another download has failed."""
     request = urllib.request.Request(
@@ -263,12 +282,10 @@ def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):
     raise AssertionError("unreachable")
 
 
-def download_sizes(
-    packages: Sequence[LockedPackage], timeout: float = 5.0
-) -> dict[str, int | None]:
+def download_sizes(packages: Sequence[Artifact], timeout: float = 5.0) -> dict[str, int | None]:
     """Each package's size without downloading it (stat, or an HTTP HEAD); None when unknown."""
 
-    def size(package: LockedPackage) -> int | None:
+    def size(package: Artifact) -> int | None:
         parts = urlsplit(package.url)
         if parts.scheme in ("file", ""):
             path = Path(unquote(parts.path))

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from setup_tool.errors import LockfileInvalid, LockfileMismatch, UsageError
+from setup_tool.install.wheels import LockedWheel, PythonTarget, python_target, read_wheels
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -73,6 +74,8 @@ class LockedPlatform:
     # (a relock), this names the older bytes, so the no-op check re-reads it next time
     # instead of taking the new file for installed.
     file_sha256: str | None = None
+    # The `manager: pip` entries, installed after the conda packages (see wheels.py).
+    wheels: tuple[LockedWheel, ...] = ()
 
     @property
     def packages_hash(self) -> str:
@@ -80,7 +83,14 @@ class LockedPlatform:
         digest = hashlib.sha256()
         for package in sorted(self.packages, key=lambda p: p.name):
             digest.update(f"{package.name} {package.url} {package.sha256}\n".encode())
+        for wheel in sorted(self.wheels, key=lambda w: w.key):
+            digest.update(f"pip {wheel.key} {wheel.url} {wheel.sha256}\n".encode())
         return digest.hexdigest()
+
+    @property
+    def python(self) -> PythonTarget | None:
+        """The environment's Python (from the conda packages), which the wheels must fit."""
+        return python_target(self.packages)
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {p.name: p for p in self.packages}
@@ -109,22 +119,15 @@ def read_locked_platform(
         for dep in lockfile.package
         if dep.platform == platform and (dep.categories & wanted or not dep.categories)
     ]
-    pip = sorted(dep.name for dep in chosen if dep.manager != "conda")
-    if pip:
-        raise LockfileInvalid(
-            f"{path} has pip packages for {platform} ({', '.join(pip[:5])}), which setup-tool "
-            f"does not install",
-            "install this lock with `conda-lock install`, or move those packages to conda ones",
-        )
     if not chosen:
         raise LockfileInvalid(
             f"{path} has no {'/'.join(sorted(wanted))} packages for {platform}",
             "check --category, or relock",
         )
-    _check_complete(
-        path, platform, [dep for dep in lockfile.package if dep.platform == platform], refresh_hint
-    )
-    packages = tuple(_locked_package(path, dep) for dep in chosen)
+    on_platform = [dep for dep in lockfile.package if dep.platform == platform]
+    _check_complete(path, platform, on_platform, refresh_hint)
+    wheels = read_wheels(path, platform, chosen, on_platform, refresh_hint)
+    packages = tuple(_locked_package(path, dep) for dep in chosen if dep.manager == "conda")
     return LockedPlatform(
         path=path,
         platform=platform,
@@ -132,6 +135,7 @@ def read_locked_platform(
         platforms_in_lock=platforms,
         content_hash=lockfile.metadata.content_hash.get(platform),
         file_sha256=file_sha256,
+        wheels=wheels,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from install_helpers import assert_no_leftovers, state
 from pip_support import SITE, build_demo, demo_lib, lock_with, run_env_python
-from wheels import WheelSpec, build_wheel
+from wheels import build_wheel
 
 from setup_tool.doctor.drift import check_drift
 from setup_tool.install.wheelinstall import install_wheels
@@ -160,14 +160,20 @@ def test_pip_list_and_pip_uninstall_work_after_the_move(tmp_path: Path) -> None:
     staging.rename(final)
 
     pip = [sys.executable, "-m", "pip", "--python", str(final / "bin/python")]
-    listed = subprocess.run([*pip, "list", "--format=json"], capture_output=True, text=True)
+    listed = subprocess.run(
+        [*pip, "list", "--format=json"], capture_output=True, text=True, check=False
+    )
     assert listed.returncode == 0, listed.stderr
     found = {p["name"]: p["version"] for p in json.loads(listed.stdout)}
     assert found["Demo.Tool"] == "2.1.0" and found["demo-lib"] == "1.0.0"
-    ran = subprocess.run([str(final / "bin/demo-tool")], capture_output=True, text=True)
+    ran = subprocess.run(
+        [str(final / "bin/demo-tool")], capture_output=True, text=True, check=False
+    )
     assert ran.stdout.startswith("demo-tool 1.0.0"), ran.stderr
 
-    removed = subprocess.run([*pip, "uninstall", "-y", "demo-tool"], capture_output=True, text=True)
+    removed = subprocess.run(
+        [*pip, "uninstall", "-y", "demo-tool"], capture_output=True, text=True, check=False
+    )
     assert removed.returncode == 0, removed.stderr
     site = final / python.site_packages
     assert not (final / "bin/demo-tool").exists()

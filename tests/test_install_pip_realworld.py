@@ -7,11 +7,10 @@ byte for byte from public repositories): each gets the right verdict, offline.
 - eotles-gpu (linux-64): 16 pure-Python wheels on the retired pytorch channel's CUDA 12.4
   build. Refused on a machine without a driver for the conda part; fits with a 12.4 driver.
 - atm-openmm (linux-64): 22 pip entries, all in ``dev``; simplejson is a ``cp310`` manylinux
-  wheel for the lock's Python 3.10. ``main`` installs none; ``--category dev`` plans all 22
-  (one dry run: sizing its ~270 conda packages alone takes seconds).
+  wheel for the lock's Python 3.10. ``main`` installs none; ``--category dev`` plans all 22.
 
-Dry runs cannot reach the wheels' hosts: HTTPS goes to a proxy on a 127.0.0.1 port that
-refuses, so sizes are unknown and the test is offline by construction.
+A dry run contacts no server; should that change, HTTPS goes to a proxy on a 127.0.0.1 port
+that refuses, so these tests stay offline by construction.
 """
 
 from __future__ import annotations
@@ -105,4 +104,6 @@ def test_atm_openmm_pip_entries_are_dev_only(cli, tmp_path: Path, offline: dict[
     assert planned.exit_code == 0, planned.output
     pip = json.loads(planned.stdout)["plan"]["pip"]
     assert len(pip["add"]) == 22 and "simplejson==3.19.2" in pip["add"]
-    assert pip["download"] == {"packages": 22, "bytes": None}  # sizes unknown: offline
+    download = pip["download"]  # sizes unknown: a dry run does not contact the index
+    assert (download["packages"], download["bytes"], download["unknown_sizes"]) == (22, None, 22)
+    assert "does not contact the channel" in download["size_note"]

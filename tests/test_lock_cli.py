@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,8 +119,8 @@ def test_unknown_key_is_one_line(cli, project: Path, channel_url: str) -> None: 
     first = result.stderr.splitlines()[0]
     line = len(text.splitlines()) + 1
     assert first == (
-        f"error: envs/base.yml:{line}: unknown key 'prefix' (valid keys: channels, dependencies, "
-        "name, platforms, virtual-packages)"
+        f"error: envs/base.yml:{line}: unknown key 'prefix' (valid keys: allow-pypi-requests, "
+        "channels, dependencies, name, pip-repositories, platforms, virtual-packages)"
     )
 
 
@@ -143,11 +142,9 @@ def test_unsatisfiable_spec_shows_the_solver_reason(
 def test_unreachable_channel_is_named_with_a_hint(
     cli, project: Path, unreachable_channel_url: str
 ) -> None:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
     result = cli(
         "lock", "--variant", "cpu", "--channel", unreachable_channel_url, env=env_for(project)
     )
-    assert time.monotonic() - start < 30
     assert result.exit_code == ExitCode.ERROR
     lines = result.stderr.strip().splitlines()
     assert lines[0] == f"error: cannot reach channel {unreachable_channel_url}: connection refused"
@@ -155,10 +152,9 @@ def test_unreachable_channel_is_named_with_a_hint(
 
 
 def test_installed_script_locks_all_variants(project: Path, channel_url: str) -> None:
-    """The real console script in a subprocess (the figure the README quotes is measured so)."""
+    """The real console script in a subprocess (scripts/bench-cli.py times this command)."""
     script = Path(sys.executable).with_name("setup-tool")
     env = {**os.environ, **env_for(project)}
-    start = time.perf_counter()
     done = subprocess.run(
         [str(script), "lock", "--variant", "all", "--channel", channel_url],
         env=env,
@@ -167,7 +163,68 @@ def test_installed_script_locks_all_variants(project: Path, channel_url: str) ->
         timeout=120,
         check=False,
     )
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(written)") == 6
-    assert elapsed < 20  # generous for loaded CI; the README figure is ~2 s on 2 cores
+
+
+def test_check_names_both_channels_when_only_they_differ(
+    cli, locked_project: Path, channel_url: str, local_channel, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # No flag, no variable: checked against the channel the lock records.
+    plain = cli.ok("lock", "--variant", "cpu", "--check", env=env_for(locked_project))
+    assert "✓ cpu: envs/locks/cpu.conda-lock.yml is up to date" in plain.stdout
+
+    mirror = local_channel.copy_to(tmp_path / "mirror").url
+    args = ("lock", "--variant", "cpu", "--check", "--channel", mirror)
+    other = cli(*args, env=env_for(locked_project))
+    assert other.exit_code == ExitCode.LOCK_STALE
+    assert (
+        f"✗ cpu: envs/locks/cpu.conda-lock.yml: locked from {channel_url}; checking against "
+        f"{mirror} (from --channel): linux-64, linux-aarch64, osx-arm64"
+    ) in other.stdout
+    assert "the spec changed" not in other.stdout
+    assert f"refresh with: setup-tool lock --variant cpu --channel {mirror}" in other.stdout
+    assert (
+        f"or check against its own channels: setup-tool lock --variant cpu --check "
+        f"--channel {channel_url}"
+    ) in other.stdout
+    assert f"relocking needs {mirror} (from --channel)" in other.stderr
+
+
+def test_refresh_from_the_environment_variable_names_the_channel(
+    cli, project: Path, channel_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    env = {**env_for(project), "SETUP_TOOL_CHANNEL": channel_url}
+    result = cli("lock", "--variant", "mps", "--check", env=env)
+    assert result.exit_code == ExitCode.LOCK_STALE
+    assert f"refresh with: setup-tool lock --variant mps --channel {channel_url}" in result.stdout
+
+
+@pytest.mark.parametrize("form", ["url", "path"])
+def test_missing_local_channel_says_the_path_does_not_exist(
+    cli, project: Path, tmp_path: Path, form: str
+) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nonexistent"
+    given = missing.as_uri() if form == "url" else str(missing)
+    result = cli("lock", "--variant", "cpu", "--channel", given, env=env_for(project))
+    assert result.exit_code == ExitCode.ERROR
+    error, hint = result.stderr.strip().splitlines()
+    assert error == f"error: channel {missing.as_uri()}: {missing} does not exist"
+    assert hint.startswith("hint: check the path") and "PROXY" not in hint
+
+
+def test_env_after_a_mirror_lock_needs_no_channel_again(
+    cli, project: Path, channel_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue: once locked from a mirror, every later `make env` needed the variable again."""
+    monkeypatch.setenv("SETUP_TOOL_PROJECT", str(project))
+    monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")
+    cli.ok("env", "--channel", channel_url, "--no-doctor")
+    plain = cli.ok("env", "--no-doctor")
+    assert "lock: envs/locks/cpu.conda-lock.yml is up to date" in plain.stderr
+
+    cpu = project / "envs" / "cpu.yml"
+    cpu.write_text(cpu.read_text().replace("  - pytorch-cpu", "  - pytorch-cpu=2.12"))
+    relocked = cli.ok("env", "--no-doctor")  # relocks from the recorded channel, not conda-forge
+    assert "is stale for linux-64, linux-aarch64, osx-arm64; locking" in relocked.stderr
+    assert f"from {channel_url} (from envs/locks/cpu.conda-lock.yml)" in relocked.stderr

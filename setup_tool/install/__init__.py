@@ -26,28 +26,29 @@ from setup_tool import __version__
 from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
 from setup_tool.install import sitepackages
-from setup_tool.install.compat import MachineFacts, check_machine
-from setup_tool.install.download import Fetched, PackageCache, download_sizes, fetch_all
+from setup_tool.install.compat import MachineCheck, MachineFacts, assess
+from setup_tool.install.download import Fetched, PackageCache, fetch_all, local_sizes
 from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_locked_platform
 from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
-from setup_tool.install.wheelcompat import check_wheels
+from setup_tool.install.request import InstallRequest, install_request, machine_facts
 from setup_tool.install.wheels import LockedWheel, refuse_sources
 from setup_tool.interpreter import prefix_python
 
-__all__ = ["InstallRequest", "InstallResult", "MachineFacts", "install"]
+__all__ = [
+    "InstallRequest",
+    "InstallResult",
+    "MachineFacts",
+    "install",
+    "install_request",
+    "machine_facts",
+]
 
-
-@dataclass(frozen=True)
-class InstallRequest:
-    lockfile: Path
-    prefix: Path
-    platform: str  # this machine's conda subdir
-    machine: MachineFacts
-    cache_root: Path
-    categories: tuple[str, ...] = ("main",)
-    dry_run: bool = False
-    refresh_hint: str = ""  # how to re-create the lockfile, for error hints
+# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+UNKNOWN_SIZES_NOTE = (
+    "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
+    "packages already in the cache and of file:// packages are counted"
+)
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,16 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     if not request.dry_run and (fast := _unchanged(request, started)) is not None:
         return fast
     locked = read_locked_platform(
-        request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
+        request.lockfile,
+        request.platform,
+        request.categories,
+        refresh_hint=request.refresh_hint,
+        allow_unverified=request.allow_unverified,
     )
-    warnings = _refuse_mismatch(locked, request.machine)
+    check = assess(locked, request.machine)
+    _refuse_mismatch(locked, check, request)
     refuse_sources(locked.wheels, locked.path)
+    warnings = (*locked.warnings, *check.warnings)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
@@ -109,6 +116,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             # record it, so the next run takes the fast path.
             prefixes.write_state(prefix, _state(locked, request, prefix))
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
+        cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
             fetched, wheels = _fetch(locked, cache, progress)
             _crash_point("after-fetch")
@@ -135,7 +143,7 @@ def _current_plan(
     locked: LockedPlatform, prefix: Path, cache: PackageCache, *, sizes: bool = False
 ) -> Plan:
     """The plan against what the prefix holds (nothing, when it is not an environment yet);
-    with ``sizes``, what is to be downloaded is sized (stat or HEAD, see download_sizes)."""
+    with ``sizes``, what is known of the download's size without asking the channel."""
     ours = prefixes.read_state(prefix) is not None
     missing = [p for p in locked.packages if not cache.has(p)]
     missing_wheels = [w for w in locked.wheels if not cache.has(w)]
@@ -143,9 +151,10 @@ def _current_plan(
         locked,
         prefixes.installed_records(prefix) if ours else {},
         cache,
-        sizes=download_sizes(missing) if sizes else None,
+        sizes=local_sizes(missing) if sizes else None,
+        size_note=UNKNOWN_SIZES_NOTE if sizes else None,
         current_wheels=_pip_installed(locked, prefix) if ours else {},
-        wheel_sizes=download_sizes(missing_wheels) if sizes else None,
+        wheel_sizes=local_sizes(missing_wheels) if sizes else None,
     )
 
 
@@ -212,17 +221,26 @@ def _dist_infos_match_state(prefix: Path, state: dict[str, Any]) -> bool:
     return bool(present == state["dist_infos"])
 
 
-def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> tuple[str, ...]:
-    """Refuse a lock that cannot run here (conda packages, then wheels); the warnings."""
-    wheels = check_wheels(locked.wheels, locked.python, locked.platform, machine)
-    problems = [*check_machine(locked, machine), *wheels.problems]
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LockfileMismatch(
-            f"{locked.path.name} does not fit this machine: {problems[0].reason}{more}",
-            problems[0].fix,
-        )
-    return wheels.warnings
+def _refuse_mismatch(locked: LockedPlatform, check: MachineCheck, request: InstallRequest) -> None:
+    """Refuse with every reason, in order (platform, CUDA, glibc, macOS, other), and every fix.
+
+    A CUDA refusal may point at the project's cpu variant (``request.cpu_alternative``), never
+    at another installer: conda-lock or conda would put the same CUDA environment on a machine
+    that cannot run it.
+    """
+    if check.fits:
+        return
+    problems = check.mismatches
+    reasons = "; ".join(p.reason for p in problems)
+    fixes = list(dict.fromkeys(p.fix for p in problems))
+    if request.cpu_alternative and any(p.kind == "cuda" for p in problems):
+        fixes.append(request.cpu_alternative)
+    count = f" ({len(problems)} reasons)" if len(problems) > 1 else ""
+    raise LockfileMismatch(
+        f"{locked.path.name} does not fit this machine{count}: {reasons}",
+        "; ".join(fixes),
+        reasons=tuple(p.to_json() for p in problems),
+    )
 
 
 def _check_replaceable(prefix: Path) -> None:
@@ -264,9 +282,13 @@ def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
 
 
 def _foreign(prefix: Path) -> UsageError:
+    hint = "choose another --prefix: a new or empty directory, or an environment setup-tool made"
+    if prefix.is_symlink() or not prefix.is_dir():
+        kind = "a symbolic link" if prefix.is_symlink() else "a file, not a directory"
+        return UsageError(f"{prefix} is {kind}; it was left untouched", hint)
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
-        "choose another --prefix, or remove that directory yourself if it is not needed",
+        f"{hint}, or remove that directory yourself if it is not needed",
     )
 
 
@@ -281,9 +303,13 @@ def _fetch(
         fetched = fetch_all(wanted, cache, progress.downloads(len(wanted)))
     finally:
         progress.done()
-    conda = [Fetched(f.package, f.path, f.cached) for f in fetched if _is_conda(f.package)]
+    conda = [
+        Fetched(f.package, f.path, f.cached, f.sha256) for f in fetched if _is_conda(f.package)
+    ]
     wheels = [
-        Fetched(f.package, f.path, f.cached) for f in fetched if isinstance(f.package, LockedWheel)
+        Fetched(f.package, f.path, f.cached, f.sha256)
+        for f in fetched
+        if isinstance(f.package, LockedWheel)
     ]
     return conda, wheels  # type: ignore[return-value]  # narrowed by the filters above
 
@@ -406,6 +432,7 @@ def _state(locked: LockedPlatform, request: InstallRequest, root: Path) -> dict[
                 "version": p.version,
                 "build": p.build,
                 "sha256": p.sha256,
+                "md5": p.md5,
                 "url": p.url,
             }
             for p in sorted(locked.packages, key=lambda p: p.name)
@@ -432,7 +459,7 @@ def _result(
     downloaded: int = 0,
     reused: int = 0,
     *,
-    warnings: tuple[str, ...] = (),
+    warnings: Sequence[str] = (),
 ) -> InstallResult:
     return InstallResult(
         status=status,
@@ -444,7 +471,7 @@ def _result(
         seconds=time.monotonic() - started,
         downloaded=downloaded,
         reused=reused,
-        warnings=warnings,
+        warnings=tuple(warnings),
     )
 
 

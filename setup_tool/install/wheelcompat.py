@@ -15,8 +15,11 @@ A wheel fits when one of its tags is accepted. When none is, the reason is worke
 CUDA wheels need a driver. Which wheels: NVIDIA's ``nvidia-<lib>-cu<major>`` (and the like:
 ``cupy-cuda12x``, ``jax-cuda12-plugin``), the CUDA runtime wheels whose version is the CUDA
 version, and PyTorch's index builds with a ``+cu<XY>`` local version (``torch 2.9.0+cu126``).
-They are checked with the same rule as conda packages (``setup_tool.cuda_compat``... see
-``_cuda_verdict``).
+They are checked with the same rule as conda packages: ``setup_tool.cuda_compat.check``
+(a build for CUDA major M runs on a driver for M or newer; an older driver minor is a warning).
+
+Mismatches carry ``compat.KINDS`` kinds, so they are reported in the same order as the conda
+packages' (platform, CUDA, glibc, macOS, other).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from setup_tool import cuda_compat
 from setup_tool.install.compat import MachineFacts, Mismatch
 from setup_tool.install.wheels import LockedWheel, PythonTarget
 
@@ -74,10 +78,6 @@ CUDA_RUNTIME_WHEELS = (
     "nvidia-cuda-runtime-cu12",
     "nvidia-cuda-runtime-cu11",
 )
-# The oldest driver for each CUDA major under NVIDIA's minor-version compatibility (CUDA
-# Compatibility guide, "Minor Version Compatibility": 12.x needs >= 525.60.13, 13.x >= 580).
-# https://docs.nvidia.com/deploy/cuda-compatibility/
-CUDA_MAJOR_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,7 @@ def check_wheels(
                     f"setup-tool cannot tell which wheels run on {platform} "
                     f"(pip packages: {_names(candidates)})",
                     "install this lock with `conda-lock install`",
+                    "platform",
                 ),
             )
         )
@@ -158,7 +159,15 @@ def check_wheels(
         for problem in [_why_not(wheel, python, platform, platforms, accepted, machine)]
     ]
     cuda_problems, warnings = _check_cuda(candidates, machine)
-    return WheelCheck(tuple(cuda_problems + problems), tuple(warnings))
+    return WheelCheck(tuple(cuda_problems + _merged(problems)), tuple(warnings))
+
+
+def _merged(problems: list[Mismatch]) -> list[Mismatch]:
+    """One mismatch per fix: twenty wheels for another Python are one reason, not twenty."""
+    by_fix: dict[tuple[str, str], list[str]] = {}
+    for problem in problems:
+        by_fix.setdefault((problem.kind, problem.fix), []).append(problem.reason)
+    return [Mismatch("; ".join(reasons), fix, kind) for (kind, fix), reasons in by_fix.items()]
 
 
 def _why_not(
@@ -207,11 +216,13 @@ def _platform_mismatch(
             return Mismatch(
                 f"{what} needs glibc 2.{lowest} and this machine's glibc is unknown",
                 "set CONDA_OVERRIDE_GLIBC to this machine's glibc version",
+                "glibc",
             )
         return Mismatch(
             f"{what} needs glibc 2.{lowest} (manylinux) but this machine has glibc {machine.glibc}",
             f"use a machine or distribution with glibc 2.{lowest} or newer, or relock the pip "
             f"packages for an older manylinux baseline",
+            "glibc",
         )
     macos_needed = [m.groups() for tag in tags if (m := _MACOSX.match(tag))]
     macos_arches = {a for _, _, a in macos_needed}
@@ -222,6 +233,7 @@ def _platform_mismatch(
             f"{machine.macos or 'unknown'}",
             f"use macOS {lowest_mac[0]}.{lowest_mac[1]} or newer, or relock the pip packages "
             f"for an older macOS",
+            "macos",
         )
     libc = (
         " (musl libc; conda environments use glibc)" if any("musllinux" in t for t in tags) else ""
@@ -229,6 +241,7 @@ def _platform_mismatch(
     return Mismatch(
         f"{what} is built for {', '.join(tags)}{libc}, not for this machine's {platform}",
         f"relock the pip packages for {platform}",
+        "platform",
     )
 
 
@@ -276,41 +289,32 @@ def _check_cuda(
 
 
 def _cuda_verdict(cuda: str, why: str, machine: MachineFacts) -> Mismatch | str | None:
-    """Does a driver run a CUDA ``cuda`` build: a refusal, a warning, or None (fits).
-
-    The rule conda packages are checked with (issue "one CUDA compatibility rule"): a build
-    for CUDA major M runs on a driver that supports major M or newer; a driver whose minor
-    version is older than the build's is a warning, not a refusal (NVIDIA's minor-version
-    compatibility).
-    """
+    """Does the driver run a CUDA ``cuda`` build (``cuda_compat``'s rule): a refusal, a
+    warning, or None (fits)."""
+    fit = cuda_compat.check(cuda, machine.driver_cuda, driver_version=machine.driver_version)
+    if fit.fits:
+        return f"{why}: {fit.warning}" if fit.warning else None
     major = cuda.split(".", maxsplit=1)[0]
     if machine.driver_cuda is None:
+        driver = f"driver {fit.minimum_driver} or newer" if fit.minimum_driver else "driver"
         return Mismatch(
             f"the lock's pip packages are CUDA {cuda} builds ({why}) but this machine has no "
             f"NVIDIA driver",
-            "install an NVIDIA driver, or relock the pip packages with CPU wheels",
+            f"install an NVIDIA {driver}, or relock the pip packages with CPU wheels",
+            "cuda",
         )
-    have = Version(machine.driver_cuda)
-    if have.major < int(major):
-        minimum = CUDA_MAJOR_MIN_DRIVER.get(major)
-        driver = f"driver {machine.driver_version}" if machine.driver_version else "the driver"
-        return Mismatch(
-            f"the lock's pip packages need CUDA {major} ({why}) but {driver} supports CUDA "
-            f"{machine.driver_cuda}",
-            (
-                f"update the NVIDIA driver to {minimum} or newer"
-                if minimum
-                else "update the NVIDIA driver"
-            )
-            + ", or relock the pip packages with CPU wheels",
-        )
-    if have.major == int(major) and "." in cuda and have < Version(cuda):
-        return (
-            f"{why} is built for CUDA {cuda} and the driver supports CUDA {machine.driver_cuda}: "
-            f"it runs under CUDA minor-version compatibility, but PTX JIT of kernels for newer "
-            f"GPUs and features that need a newer driver can fail"
-        )
-    return None
+    driver = f"driver {machine.driver_version}" if machine.driver_version else "the driver"
+    update = (
+        f"update the NVIDIA driver to {fit.minimum_driver} or newer"
+        if fit.minimum_driver
+        else f"update the NVIDIA driver to one for CUDA {major}"
+    )
+    return Mismatch(
+        f"the lock's pip packages need CUDA {major} ({why}) but {driver} supports CUDA "
+        f"{machine.driver_cuda}",
+        f"{update}, or relock the pip packages with CPU wheels",
+        "cuda",
+    )
 
 
 def _names(wheels: Sequence[LockedWheel]) -> str:

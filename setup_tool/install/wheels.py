@@ -70,6 +70,21 @@ class LockedWheel:
     def filename(self) -> str:
         return unquote(PurePosixPath(urlsplit(self.url).path).name)
 
+    # Verified by sha256 like a conda package (download.Artifact): wheels have no md5.
+    md5 = ""
+
+    @property
+    def hash_kind(self) -> str | None:
+        return "sha256" if self.sha256 else None
+
+    @property
+    def expected_hash(self) -> str:
+        return self.sha256
+
+    @property
+    def cache_key(self) -> str:
+        return self.sha256
+
     @property
     def channel(self) -> str:
         """Where the wheel comes from (the index's host and path), for hints."""

@@ -1,13 +1,14 @@
 """A local conda channel that mimics conda-forge's PyTorch packaging, for tests of lock and install.
 
-No conda channel is reachable from the build machines, so the real solver and installer run
-against this one. It owns three things:
+Tests never reach conda-forge (they must pass on machines without network access to it), so
+the real solver and installer run against this one. It owns three things:
 
 - ``conda_forge_like()``: the package list, modelled on conda-forge's recipes (sources below);
 - ``build_channel(root)``: real, installable packages (``.conda`` and ``.tar.bz2``, each with
   ``info/index.json``, ``info/paths.json`` and a small payload), indexed with py-rattler;
 - ``serve_channel(root)``: the same directory over ``http://127.0.0.1:<port>`` (a threaded
-  ``http.server``), for tests that need the HTTP transport and its hash checks.
+  ``http.server`` whose repodata carries a content ``ETag``, see ``ChannelHandler``), for
+  tests that need the HTTP transport and its hash checks.
 
 What it mimics (pytorch-cpu-feedstock ``recipe/meta.yaml`` 2.13, torchvision-feedstock
 ``recipe/recipe.yaml``, cuda-version-feedstock ``recipe/meta.yaml``):
@@ -532,14 +533,43 @@ def build_channel(root: Path, specs: Sequence[PackageSpec] | None = None) -> Loc
 # --- Serving over HTTP --------------------------------------------------------------------------
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class ChannelHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a channel directory quietly, with a strong validator for repodata.
+
+    ``SimpleHTTPRequestHandler`` answers ``If-Modified-Since`` from the file's mtime in whole
+    seconds, so a ``repodata.json`` rewritten within the second it was first fetched gets
+    "304 Not Modified" and a client keeps the old index (a relock then misses the new
+    release). conda-forge's servers send an ``ETag``, and py-rattler revalidates with
+    ``If-None-Match`` when it has one: do the same, with the content's sha256 as the tag,
+    and ignore ``If-Modified-Since``, so "not modified" means the bytes are the same.
+    """
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]  # typeshed: io.BytesIO | BinaryIO | None
+        del self.headers["If-Modified-Since"]
+        path = Path(self.translate_path(self.path))
+        if not path.name.startswith("repodata") or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        etag = f'"{hashlib.sha256(data).hexdigest()}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(http.server.HTTPStatus.NOT_MODIFIED)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return None
+        self.send_response(http.server.HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        return io.BytesIO(data)
 
 
 @contextmanager
 def serve_channel(
-    root: Path, handler_class: type[http.server.SimpleHTTPRequestHandler] = _QuietHandler
+    root: Path, handler_class: type[http.server.SimpleHTTPRequestHandler] = ChannelHandler
 ) -> Iterator[str]:
     """Serve ``root`` on ``http://127.0.0.1:<free port>``; yields the channel URL."""
     handler = functools.partial(handler_class, directory=str(root))

@@ -229,7 +229,7 @@ def test_hanging_nvidia_smi_is_bounded_and_reported(tmp_path: Path) -> None:
     elapsed = time.monotonic() - start
     assert smi is None
     assert "timed out" in str(why)
-    assert elapsed < 5.0
+    assert elapsed < 30  # a hang (60 s) is the failure tested: generous over the 1 s timeout
     assert nvidia.NVIDIA_SMI_TIMEOUT_S <= 5.0
 
 

@@ -175,7 +175,7 @@ def test_expect_flag_beats_the_environment_variable(tmp_path: Path) -> None:
 
 
 def test_installed_command_runs_as_a_module() -> None:
-    """``python -m setup_tool doctor --help``: how the lead runs it on the GPU machine."""
+    """``python -m setup_tool doctor --help``: how scripts/record-gpu-evidence.sh runs it."""
     completed = subprocess.run(
         [sys.executable, "-m", "setup_tool", "doctor", "--help"],
         check=False,

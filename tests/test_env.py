@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,18 @@ def test_env_with_an_unreachable_channel_fails_clearly(
     assert "error:" in result.stderr
     assert "127.0.0.1" in result.stderr
     assert not (env_project / ".envs/cpu").exists()
+
+
+def test_env_for_cuda_without_a_driver_names_only_the_locks_cuda(
+    cli, env_project, channel_url
+) -> None:  # type: ignore[no-untyped-def]
+    """One source of truth: envs/cuda.yml solves for __cuda 12.9, so every line names 12.9 (the
+    lock's cuda-version), and no other CUDA version is assumed on the way."""
+    result = cli(
+        "env", "--variant", "cuda", "--channel", channel_url, env={"CONDA_OVERRIDE_CUDA": ""}
+    )
+    assert result.exit_code == 5, result.output
+    assert "lock: envs/locks/cuda.conda-lock.yml (PyTorch for CUDA 12.9)" in result.stderr
+    assert "error:" in result.stderr and "cuda-version 12.9" in result.stderr
+    assert not re.search(r"CUDA 13|cuda-version 13|cuda130", result.output), result.output
+    assert not (env_project / ".envs/cuda").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,7 @@ def test_fresh_install_then_no_op(cli, project: Project) -> None:  # type: ignor
     assert {p["name"] for p in state["packages"]} >= {"python", "pytorch", "numpy"}
     assert leftovers(project.prefix) == []
 
-    started = time.monotonic()
-    second = cli.ok("install", env=project.env)
-    assert time.monotonic() - started < 1.0
+    second = cli.ok("install", env=project.env)  # scripts/bench-cli.py times this no-op
     assert "is up to date" in second.stderr
     assert (project.prefix / "bin/python").read_text() == stub
 

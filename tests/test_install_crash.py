@@ -8,6 +8,7 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -190,3 +191,79 @@ def test_ctrl_c_in_the_middle_of_a_download(
     assert installed_numpy(project.prefix) == "2.3.5"
     assert leftovers(project.prefix) == []
     assert not any((project.cache / "archives").glob("*/.*.part"))
+
+
+@pytest.fixture
+def ctrl_c_handler() -> Iterator[None]:
+    """Python's own SIGINT handler, also where pytest started with SIGINT ignored (`... &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupted_fetch_returns_only_after_every_download_cleaned_up(
+    tmp_path: Path, ctrl_c_handler: None
+) -> None:
+    """Ctrl-C (a real SIGINT to this process) while a slow download is in flight:
+    ``fetch_all`` raises KeyboardInterrupt soon, and only once the download thread has stopped
+    and deleted its partial file. The CLI leaves with ``os._exit`` right after, which would
+    kill a thread still writing and leave its ``.part``."""
+    import hashlib
+    import os
+    import threading
+    from urllib.parse import urlsplit
+
+    from setup_tool.install.download import PackageCache, _fetch_one, fetch_all
+
+    fetch_one_code = _fetch_one.__code__
+    from setup_tool.install.lockread import LockedPackage
+
+    served = tmp_path / "served" / "linux-64"
+    served.mkdir(parents=True)
+    payload = os.urandom(64 * 1024)  # 256 throttled pieces: 25 s, were it not stopped
+    (served / "big-1.0-0.conda").write_bytes(payload)
+    cache = PackageCache(tmp_path / "cache")
+    with serve_slowly(served.parent, delay=0.1) as server:
+        package = LockedPackage(
+            name="big",
+            version="1.0",
+            build="0",
+            url=f"{server.url}/linux-64/big-1.0-0.conda",
+            sha256=hashlib.sha256(payload).hexdigest(),
+            md5="",
+            platform="linux-64",
+        )
+
+        def interrupt_once_started() -> None:
+            if server.started.wait(timeout=30):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_once_started, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            fetch_all([package], cache)
+        # Checked at once, not waited for: this is what the process looks like at exit. A
+        # worker thread may still be alive, idle (a Ctrl-C inside `submit` can keep the
+        # executor from joining it, which is the race this guards against); none may be
+        # inside a fetch.
+        assert not _threads_inside(fetch_one_code)
+        assert not list((cache.archives).glob("*/.*.part"))
+        assert not cache.has(package)
+        # Stopped mid-transfer, not at the end of one long read.
+        assert server.sent[urlsplit(package.url).path] < len(payload)
+
+
+def _threads_inside(code: object) -> list[int]:
+    """Ids of the threads whose stack is running ``code`` right now."""
+    import sys
+
+    inside = []
+    for ident, frame in sys._current_frames().items():
+        walker = frame
+        while walker is not None:
+            if walker.f_code is code:
+                inside.append(ident)
+                break
+            walker = walker.f_back
+    return inside

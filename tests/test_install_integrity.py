@@ -91,7 +91,7 @@ def test_unreachable_channel(cli, tmp_path: Path, local_channel: LocalChannel) -
     ("content", "needle"),
     [
         pytest.param(lambda text: text[: len(text) // 2], "not a valid", id="truncated"),
-        pytest.param(lambda text: "{{{ not yaml", "not valid YAML at line 1", id="garbage"),
+        pytest.param(lambda text: "{{{ not yaml", "is not valid YAML at line ", id="garbage"),
         pytest.param(lambda text: "", "is empty or has no `version`", id="empty"),
         pytest.param(lambda text: "- a\n- list\n", "is empty or has no `version`", id="a-list"),
         pytest.param(

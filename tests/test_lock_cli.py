@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -143,11 +142,9 @@ def test_unsatisfiable_spec_shows_the_solver_reason(
 def test_unreachable_channel_is_named_with_a_hint(
     cli, project: Path, unreachable_channel_url: str
 ) -> None:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
     result = cli(
         "lock", "--variant", "cpu", "--channel", unreachable_channel_url, env=env_for(project)
     )
-    assert time.monotonic() - start < 30
     assert result.exit_code == ExitCode.ERROR
     lines = result.stderr.strip().splitlines()
     assert lines[0] == f"error: cannot reach channel {unreachable_channel_url}: connection refused"
@@ -155,10 +152,9 @@ def test_unreachable_channel_is_named_with_a_hint(
 
 
 def test_installed_script_locks_all_variants(project: Path, channel_url: str) -> None:
-    """The real console script in a subprocess (the figure the README quotes is measured so)."""
+    """The real console script in a subprocess (scripts/bench-cli.py times this command)."""
     script = Path(sys.executable).with_name("setup-tool")
     env = {**os.environ, **env_for(project)}
-    start = time.perf_counter()
     done = subprocess.run(
         [str(script), "lock", "--variant", "all", "--channel", channel_url],
         env=env,
@@ -167,10 +163,8 @@ def test_installed_script_locks_all_variants(project: Path, channel_url: str) ->
         timeout=120,
         check=False,
     )
-    elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("(written)") == 6
-    assert elapsed < 20  # generous for loaded CI; the README figure is ~2 s on 2 cores
 
 
 def test_check_names_both_channels_when_only_they_differ(

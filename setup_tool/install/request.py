@@ -1,34 +1,60 @@
-"""From a detection to an ``InstallRequest``: the defaults ``install`` and ``env`` share.
+"""What to install, where, for which machine: an ``InstallRequest`` built from a detection.
 
-The variant's lockfile (``envs/locks/<variant>.conda-lock.yml``), its prefix (``.envs/<variant>``)
-and the machine facts the compatibility check needs, with conda's ``CONDA_OVERRIDE_GLIBC`` /
-``CONDA_OVERRIDE_OSX`` applied (conda's documented overrides for ``__glibc`` and ``__osx``:
-https://docs.conda.io/projects/conda/en/latest/user-guide/tasks/manage-virtual.html).
+``install_request`` fills in the defaults (the variant's lockfile and ``.envs/<variant>``) and
+``machine_facts`` turns a detection into what the machine check needs, honouring
+``CONDA_OVERRIDE_GLIBC`` / ``CONDA_OVERRIDE_OSX`` as conda does (``CONDA_OVERRIDE_CUDA`` is
+already applied by detection). Both are plain functions of their arguments, so they are
+testable without the command line.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from setup_tool.errors import UnsupportedPlatform
 from setup_tool.install.compat import MachineFacts
+from setup_tool.variants import Variant
 
 if TYPE_CHECKING:
     from setup_tool.detect import Detection
-    from setup_tool.install import InstallRequest
+
+GLIBC_OVERRIDE_ENV = "CONDA_OVERRIDE_GLIBC"
+OSX_OVERRIDE_ENV = "CONDA_OVERRIDE_OSX"
 
 
-def machine_facts(detection: Detection, environ: Mapping[str, str]) -> MachineFacts:
-    """What the install's machine check needs to know, with conda's overrides applied."""
+@dataclass(frozen=True)
+class InstallRequest:
+    lockfile: Path
+    prefix: Path
+    platform: str  # this machine's conda subdir
+    machine: MachineFacts
+    cache_root: Path
+    categories: tuple[str, ...] = ("main",)
+    dry_run: bool = False
+    refresh_hint: str = ""  # how to re-create the lockfile, for error hints ("" for --lockfile)
+    # Where a refusal for CUDA may point instead: the project's cpu variant, when the lock is
+    # the project's own ("" for a user's --lockfile, which has no such sibling).
+    cpu_alternative: str = ""
+    allow_unverified: bool = False  # explicit lockfiles: install packages that have no hash
+
+
+def machine_facts(detection: Detection, environ: Mapping[str, str] | None = None) -> MachineFacts:
+    """The facts the machine check compares a lock with, overrides applied."""
+    environ = os.environ if environ is None else environ
     target, platform = detection.target, detection.platform
+    driver_version = None
+    if platform.nvidia is not None and target.cuda_source != "CONDA_OVERRIDE_CUDA":
+        # With CONDA_OVERRIDE_CUDA the driver's own version no longer describes the CUDA used.
+        driver_version = platform.nvidia.driver_version
     return MachineFacts(
         driver_cuda=target.driver_cuda,
-        driver_version=platform.nvidia.driver_version if platform.nvidia else None,
-        glibc=environ.get("CONDA_OVERRIDE_GLIBC") or platform.glibc_version,
-        macos=environ.get("CONDA_OVERRIDE_OSX") or platform.macos_version,
+        driver_version=driver_version,
+        glibc=environ.get(GLIBC_OVERRIDE_ENV) or platform.glibc_version,
+        macos=environ.get(OSX_OVERRIDE_ENV) or platform.macos_version,
     )
 
 
@@ -39,15 +65,11 @@ def install_request(
     prefix: Path | None,
     categories: tuple[str, ...] = ("main",),
     dry_run: bool = False,
-    root: Path | None = None,
+    allow_unverified: bool = False,
     environ: Mapping[str, str] | None = None,
+    root: Path | None = None,
 ) -> InstallRequest:
-    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``.
-
-    ``root`` defaults to the project root, ``environ`` to ``os.environ``. Raises
-    ``UnsupportedPlatform`` when no variant fits and the lockfile or prefix is not given.
-    """
-    from setup_tool.install import InstallRequest
+    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
     from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
 
     environ = os.environ if environ is None else environ
@@ -58,10 +80,19 @@ def install_request(
             f"no variant supports this machine: {target.reason}",
             "pass --variant, or both --lockfile and --prefix, to install anyway",
         )
-    refresh = ""
+    refresh = cpu_alternative = ""
     if target.variant is not None:
-        refresh = f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
-        lockfile = lockfile or lockfile_path(root, target.variant)
+        own_lock = lockfile_path(root, target.variant)
+        if lockfile is None or _same_path(lockfile, own_lock):
+            # Only the project's own lock may be pointed at the project's commands: a user's
+            # --lockfile is not re-created by `setup-tool lock --variant ...`.
+            variant = target.variant.value
+            refresh = f"create or refresh it with `setup-tool lock --variant {variant}`"
+            if target.variant is Variant.cuda:
+                cpu_alternative = (
+                    "install the cpu variant instead (`setup-tool install --variant cpu`)"
+                )
+        lockfile = lockfile or own_lock
         prefix = prefix or default_prefix(root, target.variant)
     assert lockfile is not None and prefix is not None
     return InstallRequest(
@@ -73,4 +104,10 @@ def install_request(
         categories=categories,
         dry_run=dry_run,
         refresh_hint=refresh,
+        cpu_alternative=cpu_alternative,
+        allow_unverified=allow_unverified,
     )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)  # noqa: PTH100  (no symlink resolving)

@@ -7,11 +7,12 @@ recorded in the result next to the request, so a result says both.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchUsageError
+from .errors import BenchUsageError
 
 LOOPS = ("seed", "fast", "throughput")
 CAPTURES = ("auto", "none", "compile", "graph", "compile-graph", "reduce-overhead")
@@ -72,10 +73,28 @@ class BenchConfig:
         )
 
 
+def loops_for(loop: str) -> tuple[str, ...]:
+    """The loops a ``--loop`` value names, in the order they run."""
+    return LOOPS if loop == "all" else (loop,)
+
+
+def configs_for(values: Mapping[str, object], devices: Sequence[str]) -> list[BenchConfig]:
+    """One validated config per device and loop, from option values ({option dest: value},
+    as ``bench.options`` names them; None: not given)."""
+    settable = {f.name for f in fields(BenchConfig)} - {"loop", "device"}
+    given = {key: value for key, value in values.items() if key in settable}
+    loop = str(values.get("loop") or "seed")
+    return [
+        make_config(name, device=device, **given) for device in devices for name in loops_for(loop)
+    ]
+
+
 def make_config(loop: str, **given: Any) -> BenchConfig:
     """A validated config for ``loop``; ``None`` values take the loop's defaults."""
     if loop not in LOOPS:
-        raise BenchUsageError(f"unknown loop {loop!r}", f"choose one of: {', '.join(LOOPS)}")
+        raise BenchUsageError(
+            f"unknown --loop {loop!r}", f"choose one of: {', '.join((*LOOPS, 'all'))}"
+        )
     values = {k: v for k, v in given.items() if v is not None}
     config = replace(BenchConfig(loop=loop, **LOOP_DEFAULTS[loop]), **values)
     validate(config)
@@ -83,6 +102,7 @@ def make_config(loop: str, **given: Any) -> BenchConfig:
 
 
 def validate(config: BenchConfig) -> None:
+    """Refuse a configuration that cannot run, with the flag to change."""
     positive = {
         "--epochs": config.epochs,
         "--batch-size": config.batch_size,
@@ -100,12 +120,12 @@ def validate(config: BenchConfig) -> None:
         raise BenchUsageError(
             f"--batch-size {config.batch_size} is larger than the training set ({TRAIN_SAMPLES})"
         )
-    for flag, value, allowed in (
+    for flag, choice, allowed in (
         ("--capture", config.capture, CAPTURES),
         ("--precision", config.precision, PRECISIONS),
         ("--loss", config.loss, LOSSES),
     ):
-        if value not in allowed:
+        if choice not in allowed:
             raise BenchUsageError(
-                f"unknown {flag} {value!r}", f"choose one of: {', '.join(allowed)}"
+                f"unknown {flag} {choice!r}", f"choose one of: {', '.join(allowed)}"
             )

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA
+from . import SCHEMA
 
-# The seed's published epoch times (FACTS.md "The seed benchmark"; the M1 CPU was 170-180 s).
+# The seed's published epoch-1 times (the 2022 blog post, as docs/facts.md "The seed benchmark"
+# records them; the M1 CPU was 170-180 s).
 SEED_REFERENCES = (
     ("RTX A6000 (seed, 2022)", 27.0),
     ("M1 8-core GPU, mps (seed, 2022)", 130.0),

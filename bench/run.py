@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from bench.config import BenchConfig
-from bench.devices import device_facts, peak_memory_bytes
-from bench.loops import EpochStats, WarmupStats, make_trainer
-from bench.progress import _Base as ProgressReporter
-from bench.results import build_result, write_result
+from .config import BenchConfig
+from .devices import device_facts, peak_memory_bytes
+from .loops import EpochStats, WarmupStats, make_trainer
+from .progress import Reporter
+from .results import build_result, write_result
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Outcome:
 def run_one(
     config: BenchConfig,
     files: dict[str, Path],
-    progress: ProgressReporter,
+    progress: Reporter,
     *,
     requested_device: str,
 ) -> Outcome:
@@ -56,6 +56,7 @@ def run_one(
     trainer = None
     try:
         trainer = make_trainer(config, device, files)
+        trainer.apply_global_settings()
         details = trainer.details
         warmup = trainer.warm_up()
         progress.info(_warmup_line(warmup, details))
@@ -102,7 +103,7 @@ def _warmup_line(warmup: WarmupStats, details: dict[str, Any]) -> str:
 def run_all(
     configs: list[BenchConfig],
     files: dict[str, Path],
-    progress: ProgressReporter,
+    progress: Reporter,
     *,
     requested_device: str,
 ) -> list[Outcome]:

@@ -14,11 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench import SCHEMA, SCHEMA_VERSION  # noqa: E402
-from bench.cli import main  # noqa: E402
-from bench.data import BUNDLED_DIR, IdxMnist, faithful_datasets, load_arrays, verify  # noqa: E402
-from bench.errors import DataError  # noqa: E402
-from bench.model import SEED_PARAMETERS, SeedNet, parameter_count  # noqa: E402
+from setup_tool_bench import SCHEMA, SCHEMA_VERSION  # noqa: E402
+from setup_tool_bench.cli import main  # noqa: E402
+from setup_tool_bench.data import BUNDLED_DIR, IdxMnist, faithful_datasets, load_arrays, verify  # noqa: E402
+from setup_tool_bench.errors import DataError  # noqa: E402
+from setup_tool_bench.model import SEED_PARAMETERS, SeedNet, parameter_count  # noqa: E402
 
 SHORT = ["--device", "cpu", "--max-steps", "4", "--warmup-steps", "1", "--test-limit", "64"]
 
@@ -165,7 +165,7 @@ def test_unwritable_results_directory_fails_before_the_run(
 def test_ctrl_c_saves_finished_epochs_marked_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.loops.seed import SeedTrainer
+    from setup_tool_bench.loops.seed import SeedTrainer
 
     real = SeedTrainer.train_epoch
 

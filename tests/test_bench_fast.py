@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.config import make_config  # noqa: E402
-from bench.data import verify  # noqa: E402
-from bench.loops.resident import ResidentTrainer, resolve_capture  # noqa: E402
-from bench.loops.seed import SeedTrainer  # noqa: E402
-from bench.sweep import _Quiet  # noqa: E402
+from setup_tool_bench.config import make_config  # noqa: E402
+from setup_tool_bench.data import verify  # noqa: E402
+from setup_tool_bench.loops.resident import ResidentTrainer, resolve_capture  # noqa: E402
+from setup_tool_bench.loops.seed import SeedTrainer  # noqa: E402
+from setup_tool_bench.progress import SilentProgress  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -90,7 +90,7 @@ def test_fast_loop_learns(files: dict[str, Path]) -> None:
     trainer = ResidentTrainer(config, CPU, files)
     before, _ = trainer.evaluate(300)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     after, tested = trainer.evaluate(300)
     assert stats.steps == 80 and stats.samples == 1280 and tested == 300
     assert stats.loss < 2.0  # from ~2.3, chance level
@@ -129,7 +129,7 @@ def test_graph_capture_request_on_cpu_trains_uncaptured(files: dict[str, Path]) 
     config = make_config("fast", device="cpu", capture="graph", max_steps=2, warmup_steps=1)
     trainer = ResidentTrainer(config, CPU, files)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     assert trainer.graph is None
     assert trainer.details["capture_requested"] == "graph"
     assert trainer.details["capture"] == "none"
@@ -143,5 +143,5 @@ def test_cuda_graph_capture_replays(files: dict[str, Path]) -> None:
     config = make_config("fast", device="cuda", capture="graph", max_steps=20)
     trainer = ResidentTrainer(config, torch.device("cuda"), files)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     assert trainer.graph is not None and stats.steps == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import (
+from setup_tool.bench_launch import bench_argv, lock_hash_of, validate_options
+from setup_tool.errors import UsageError
+from setup_tool_bench.report import (
     SEED_REFERENCES,
     comparison,
     load_results,
     plot_seconds_per_epoch,
     run_label,
 )
-from setup_tool.cli.bench import bench_argv, lock_hash_of
-from setup_tool.errors import UsageError
 
 EXAMPLES = Path(__file__).parent.parent / "bench" / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -68,25 +69,26 @@ def test_report_without_results_is_one_error(cli, tmp_path: Path) -> None:  # ty
     assert "no benchmark results" in result.output
 
 
-def test_bench_argv_and_its_validation(tmp_path: Path) -> None:
-    argv = bench_argv(
-        Path("/env/bin/python"),
-        device="cuda:1",
-        loop="fast",
-        epochs=2,
-        max_steps=None,
-        batch_size=32,
-        seed=3,
-        warmup_steps=0,
-        capture="graph",
-        precision="auto",
-        data_dir=None,
-        results_dir=tmp_path,
-        label="box",
-        json_output=True,
-        lock_hash="linux-64:abc:packages=def",
-    )
-    assert argv[:3] == ["/env/bin/python", "-m", "bench"]
+def test_bench_argv_passes_the_options_through(tmp_path: Path) -> None:
+    values = {
+        "device": "cuda:1",
+        "loop": "fast",
+        "epochs": 2,
+        "max_steps": None,
+        "batch_size": 32,
+        "warmup_steps": 0,
+        "capture": "graph",
+        "precision": "tf32",
+        "loss": "seed",
+        "lr": 3e-4,
+        "results_dir": tmp_path,
+        "label": "box",
+        "json": True,
+        "lock_hash": "linux-64:abc:packages=def",
+    }
+    validate_options(values)
+    argv = bench_argv(Path("/env/bin/python"), values)
+    assert argv[:3] == ["/env/bin/python", "-m", "setup_tool_bench"]
     joined = " ".join(argv)
     for part in (
         "--device cuda:1",
@@ -95,29 +97,59 @@ def test_bench_argv_and_its_validation(tmp_path: Path) -> None:
         "--batch-size 32",
         "--warmup-steps 0",
         "--capture graph",
+        "--precision tf32",
+        "--loss seed",
+        "--lr 0.0003",
         "--label box",
         "--json",
         "--lock-hash linux-64:abc:packages=def",
     ):
         assert part in joined
     assert "--max-steps" not in argv
-    with pytest.raises(UsageError, match="--batch-size must be a positive integer, not 0"):
-        bench_argv(
-            Path("p"),
-            device="cpu",
-            loop="seed",
-            epochs=1,
-            max_steps=None,
-            batch_size=0,
-            seed=0,
-            warmup_steps=None,
-            capture="auto",
-            precision="auto",
-            data_dir=None,
-            results_dir=tmp_path,
-            label=None,
-            json_output=False,
-        )
+    # The benchmark's own parser reads back exactly what was given.
+    from setup_tool_bench.cli import build_parser
+
+    parsed = vars(build_parser().parse_args(argv[3:]))
+    for key, value in values.items():
+        assert parsed[key] == (Path(value) if key == "results_dir" else value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size must be a positive integer, not 0"),
+        ({"capture": "turbo"}, "unknown --capture 'turbo'"),
+        ({"loop": "turbo"}, "unknown --loop 'turbo'"),
+        ({"precision": "fp8"}, "unknown --precision 'fp8'"),
+        ({"warmup_steps": -1}, "--warmup-steps must be 0 or more"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(values: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        validate_options(values)
+
+
+def test_every_python_m_bench_option_is_a_setup_tool_bench_option(cli) -> None:  # type: ignore[no-untyped-def]
+    import typer.main
+
+    from setup_tool.cli.app import app
+    from setup_tool_bench.options import OPTIONS
+
+    command = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]
+    offered = {opt: param for param in command.params for opt in param.opts}
+    for option in OPTIONS:
+        if option.dest == "lock_hash":  # setup-tool reads it from the environment itself
+            assert option.flag not in offered
+            continue
+        param = offered[option.flag]
+        assert param.help.startswith(option.help)
+        if option.dest != "results_dir":  # setup-tool's default: the project's results/
+            assert (f"Default: {option.default_text}." in param.help) == bool(option.default_text)
+    assert "tf32" in offered["--precision"].metavar
+    assert "Default: 10 (seed, fast), 5 (throughput)." in offered["--warmup-steps"].help
+    help_text = cli.ok("bench", "--help").output
+    assert "<bool>" not in help_text  # flags take no value
+    assert "--json" in help_text and "--loss" in help_text and "--lr" in help_text
 
 
 def test_lock_hash_comes_from_the_installed_environment(tmp_path: Path) -> None:

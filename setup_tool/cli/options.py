@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from setup_tool.variants import VariantChoice
 
@@ -41,3 +42,15 @@ PrefixOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class FlagsWithoutMetavar(TyperCommand):
+    """A command whose --help shows on/off flags bare (``--json``), not as ``--json <bool>``:
+    a flag takes no value, so a value placeholder misleads."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params

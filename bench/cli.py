@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Validate what needs no torch first, so bad flags fail fast.
         configs_from(args, ["cpu"])
+        from .torchcheck import require_torch
+
+        require_torch()
         from .data import verify
         from .devices import resolve
         from .progress import make_progress

@@ -118,7 +118,7 @@ OPTIONS: tuple[Option, ...] = (
         "--test-limit",
         "int",
         "Evaluate on the first N test images only.",
-        shown_default="all 10000",
+        shown_default="all 10000; with --max-steps, as many as an epoch trains on, at least 1000",
     ),
     Option("--data-dir", "path", "Another copy of the four MNIST files.", shown_default="bundled"),
     Option(

@@ -172,11 +172,12 @@ def build_result(
     interrupted: bool,
     peak_device_memory: int | None,
     machine: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     machine = machine or machine_facts(config.label)
     seconds = [e.seconds for e in epochs]
     samples = sum(e.samples for e in epochs)
-    complete = not interrupted and len(epochs) == config.epochs
+    complete = not interrupted and error is None and len(epochs) == config.epochs
     summary = {
         "epochs_completed": len(epochs),
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
@@ -215,6 +216,7 @@ def build_result(
         },
         "epochs": [epoch_record(e) for e in epochs],
         "summary": summary,
+        "error": error,
     }
 
 

@@ -145,3 +145,37 @@ def test_cuda_graph_capture_replays(files: dict[str, Path]) -> None:
     trainer.warm_up()
     stats = trainer.train_epoch(1, SilentProgress())
     assert trainer.graph is not None and stats.steps == 20
+
+
+def test_the_batch_fetch_wraps_around_an_epoch_of_few_batches(files: dict[str, Path]) -> None:
+    """Batch 16384 leaves 3 resident batches. On an H200 the warm-up (3 eager steps, then a
+    graph capture and 2 replays) read batch 4: a device-side assert in a compiled kernel. On
+    the CPU the same gather past the last batch was an IndexError; now it wraps."""
+    config = make_config("throughput", device="cpu", batch_size=16384)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert trainer.full_steps == 3
+    for step in range(7):
+        images, labels = trainer.batch_for(torch.tensor(step))
+        expected_images, expected_labels = trainer.batch_for(torch.tensor(step % 3))
+        assert images.shape == (16384, 1, 28, 28)
+        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+
+
+def test_a_warm_up_longer_than_the_epoch_runs_and_restores(files: dict[str, Path]) -> None:
+    config = make_config("fast", device="cpu", max_steps=2, warmup_steps=5, seed=5)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert trainer.warm_up().steps == 5  # not cut to the 2 steps of an epoch
+    assert int(trainer.counter) == 0
+    stats = trainer.train_epoch(1, SilentProgress())
+    assert stats.steps == 2
+
+
+def test_building_a_trainer_changes_no_global_setting(files: dict[str, Path]) -> None:
+    before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+    config = make_config("fast", device="cpu", precision="tf32", max_steps=1)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before
+    trainer.apply_global_settings()
+    assert torch.backends.cuda.matmul.allow_tf32 is True
+    trainer.close()
+    assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before

@@ -215,8 +215,14 @@ class ResidentTrainer:
 
     # The step. ------------------------------------------------------------------------------
     def batch_for(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``index``'s inputs as the model sees them (floats in [0, 1]), and labels."""
-        row = index.reshape(1)
+        """Step ``index``'s inputs as the model sees them (floats in [0, 1]), and labels.
+
+        The index wraps around the epoch's batches: a warm-up longer than an epoch, and the
+        replays after a graph capture, carry the step counter past the last batch (at batch
+        16384, 60,000 images make 3 batches; 3 eager warm-up steps and 2 replays read row 4,
+        a device-side out-of-range gather). Within a timed epoch it never wraps.
+        """
+        row = torch.remainder(index, self.full_steps).reshape(1)
         images = self.images.index_select(0, row).reshape(self.batch, 1, 28, 28)
         images = images.to(torch.float32).div(255)  # what ToTensor did per sample
         if self.channels_last:
@@ -287,7 +293,8 @@ class ResidentTrainer:
         eager_steps = self.config.warmup_steps
         if wants_graph:
             eager_steps = max(eager_steps, CAPTURE_WARMUP_STEPS)
-        eager_steps = min(eager_steps, self.steps_per_epoch)
+        # Not capped at the epoch's steps: the batch fetch wraps around (``batch_for``), so a
+        # warm-up may be longer than a short epoch, and a capture always gets its eager steps.
         if eager_steps == 0:
             return WarmupStats(0, 0.0)
         saved = [t.detach().clone() for t in self._state()]

@@ -70,7 +70,9 @@ def report(
     if json_output:
         terminal.json({"runs": [row.to_json() for row in rows], "plots": [str(p) for p in written]})
         return
-    terminal.show(comparison_table(rows))
+    terminal.show_wide(comparison_table(rows))
+    if any(row.partial_epochs for row in rows):
+        terminal.info("~ s/epoch of a partial run: a full epoch estimated from the steps it ran")
     for path in written:
         terminal.success(f"wrote {escape(str(path))}")
 
@@ -119,7 +121,7 @@ def comparison_table(rows: list[Row]) -> Table:
             row.loop + (f" [dim]({notes.strip()})[/]" if notes else ""),
             str(row.batch_size),
             str(row.epochs),
-            f"{row.seconds_per_epoch:.3f}",
+            ("~" if row.partial_epochs else "") + f"{row.seconds_per_epoch:.3f}",
             f"{row.samples_per_second:,.0f}",
             f"{row.speedup:.1f}×",
             "-" if row.train_accuracy is None else f"{row.train_accuracy:.4f}",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from setup_tool.variants import VariantChoice
 
@@ -73,3 +74,15 @@ PipIndexUrlOption = Annotated[
         "priority first. Default: $SETUP_TOOL_PIP_INDEX_URL, else what the lock records.",
     ),
 ]
+
+
+class FlagsWithoutMetavar(TyperCommand):
+    """A command whose --help shows on/off flags bare (``--json``), not as ``--json <bool>``:
+    a flag takes no value, so a value placeholder misleads."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params

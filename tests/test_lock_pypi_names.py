@@ -39,9 +39,7 @@ def test_names_from_purl_table_and_identity(tmp_path: Path, mapping: Path) -> No
     assert pypi_name(purl, mapping) == "real-name"
 
 
-def test_only_python_packages_count_and_the_python_one_wins(
-    tmp_path: Path, mapping: Path
-) -> None:
+def test_only_python_packages_count_and_the_python_one_wins(tmp_path: Path, mapping: Path) -> None:
     records = [
         record(tmp_path, "python", "3.12.12", []),
         record(tmp_path, "libblas", "3.9.0", []),  # no python dependency: not a PyPI package

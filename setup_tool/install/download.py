@@ -1,5 +1,8 @@
 """Fetching locked packages into the package cache, verifying each hash on the way in.
 
+Conda packages and wheels alike (anything with a name, version, URL, hashes and file name: an
+``Artifact``) come through here, in one batch, so nothing is installed before all are verified.
+
 Packages are verified by the lock's sha256, or by its md5 where that is all the lock records
 (explicit lockfiles). Every transport goes through here, ``file://`` included: py-rattler does
 not check the hashes of local packages it is given (it trusts a ``RepoDataRecord``'s file), so
@@ -34,12 +37,11 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from setup_tool import __version__
 from setup_tool.errors import ChannelUnreachable, HashMismatch, SetupToolError
-from setup_tool.install.lockread import LockedPackage
 from setup_tool.install.stamps import FileId, Stamps
 
 CHUNK = 1 << 20
@@ -48,12 +50,40 @@ WORKERS = 4
 SIGNAL_POLL_S = 0.2  # how often a waiting main thread looks for Ctrl-C
 
 
+class Artifact(Protocol):
+    """What can be fetched: a conda package (``LockedPackage``) or a wheel (``LockedWheel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def md5(self) -> str: ...
+    @property
+    def hash_kind(self) -> str | None: ...
+    @property
+    def expected_hash(self) -> str: ...
+    @property
+    def cache_key(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+
+
+A = TypeVar("A", bound=Artifact)
+
+
 class DownloadReporter(Protocol):
     """Progress callbacks; called from worker threads (implementations must be thread-safe)."""
 
     def add_total(self, nbytes: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
-    def package_done(self, package: LockedPackage, cached: bool) -> None: ...
+    def package_done(self, package: Artifact, cached: bool) -> None: ...
 
 
 class _Silent:
@@ -63,20 +93,20 @@ class _Silent:
     def advance(self, nbytes: int) -> None:
         pass
 
-    def package_done(self, package: LockedPackage, cached: bool) -> None:
+    def package_done(self, package: Artifact, cached: bool) -> None:
         pass
 
 
 @dataclass(frozen=True)
-class Fetched:
-    package: LockedPackage
+class Fetched(Generic[A]):
+    package: A
     path: Path  # the verified archive: in the cache, or a file:// channel's own file
     cached: bool  # verified by an earlier install (cache or stamp), not fetched or hashed now
     sha256: str = ""  # the archive's sha256 (the lock's, or computed for md5-only packages)
     identity: FileId | None = None  # of a file:// source when it was verified
 
 
-def changed_since_verified(fetched: Sequence[Fetched]) -> list[Fetched]:
+def changed_since_verified(fetched: Sequence[Fetched[Any]]) -> list[Fetched[Any]]:
     """The ``file://`` sources that are no longer the files that were hashed."""
     return [f for f in fetched if f.identity is not None and FileId.of(f.path) != f.identity]
 
@@ -110,10 +140,10 @@ class PackageCache:
                 "the default (your user cache directory)",
             ) from None
 
-    def archive(self, package: LockedPackage) -> Path:
+    def archive(self, package: Artifact) -> Path:
         return self.archives / package.cache_key / package.filename
 
-    def has(self, package: LockedPackage) -> bool:
+    def has(self, package: Artifact) -> bool:
         """Nothing to fetch: in the cache, or a ``file://`` file verified and unchanged since."""
         source = _local_source(package)
         if source is not None:
@@ -136,7 +166,7 @@ def sha256_of(path: Path) -> str:
 class _Digests:
     """The sha256 of what was read, and the md5 too when the lock verifies by md5."""
 
-    def __init__(self, package: LockedPackage) -> None:
+    def __init__(self, package: Artifact) -> None:
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5(usedforsecurity=False) if package.hash_kind == "md5" else None
 
@@ -145,19 +175,19 @@ class _Digests:
         if self.md5 is not None:
             self.md5.update(chunk)
 
-    def matches(self, package: LockedPackage) -> bool:
+    def matches(self, package: Artifact) -> bool:
         if package.hash_kind == "md5" and self.md5 is not None:
             return self.md5.hexdigest() == package.md5
         if package.hash_kind is None:
             return True  # unverified (--allow-unverified): nothing to compare with
         return self.sha256.hexdigest() == package.sha256
 
-    def found(self, package: LockedPackage) -> str:
+    def found(self, package: Artifact) -> str:
         """What the lock's kind of hash is for the bytes read, for messages."""
         return (self.md5 or self.sha256).hexdigest()
 
 
-def _digests_of(path: Path, package: LockedPackage) -> _Digests:
+def _digests_of(path: Path, package: Artifact) -> _Digests:
     digests = _Digests(package)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -166,13 +196,13 @@ def _digests_of(path: Path, package: LockedPackage) -> _Digests:
 
 
 def fetch_all(
-    packages: Sequence[LockedPackage],
+    packages: Sequence[A],
     cache: PackageCache,
     reporter: DownloadReporter | None = None,
     *,
     workers: int = WORKERS,
     verify_all: bool = False,
-) -> list[Fetched]:
+) -> list[Fetched[A]]:
     """Every package's verified archive in the cache, or an error before anything is installed.
 
     On any failure, Ctrl-C included, this returns only once every download that had started
@@ -182,8 +212,7 @@ def fetch_all(
     reporter = reporter or _Silent()
     stop = threading.Event()
     in_flight = _InFlight()
-    results: dict[str, Fetched] = {}
-    futures: list[Future[Fetched]] = []
+    futures: list[Future[Fetched[A]]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
         try:
             # Submitting starts worker threads, which may start downloading before the last
@@ -203,13 +232,11 @@ def fetch_all(
             # in its list, and a work item queued then has no future here.
             in_flight.wait_idle()
             raise
-        for future in futures:
-            fetched = future.result()
-            results[fetched.package.name] = fetched
-    return [results[p.name] for p in packages]
+        # In the order asked for (a lock may name a conda and a pip package alike).
+        return [future.result() for future in futures]
 
 
-def _as_they_fail(futures: Sequence[Future[Fetched]]) -> set[Future[Fetched]]:
+def _as_they_fail(futures: Sequence[Future[Fetched[A]]]) -> set[Future[Fetched[A]]]:
     """The finished futures once all are done or one has failed.
 
     Waits in short slices: a Ctrl-C that the kernel hands to a download thread only sets
@@ -247,13 +274,13 @@ class _InFlight:
 
 
 def _fetch_one(
-    package: LockedPackage,
+    package: A,
     cache: PackageCache,
     reporter: DownloadReporter,
     stop: threading.Event,
     in_flight: _InFlight,
     verify_all: bool = False,
-) -> Fetched:
+) -> Fetched[A]:
     # Counted before the stop check: once fetch_all has set `stop` and seen no fetch running,
     # any fetch that starts later sees `stop` and creates nothing.
     with in_flight:
@@ -265,13 +292,13 @@ def _fetch_one(
         return _fetch_into_cache(package, cache, reporter, stop, verify_all)
 
 
-def _local_source(package: LockedPackage) -> Path | None:
+def _local_source(package: Artifact) -> Path | None:
     """The file of a ``file://`` package (None for other schemes)."""
     parts = urlsplit(package.url)
     return Path(unquote(parts.path)) if parts.scheme in {"file", ""} else None
 
 
-def _stamped(package: LockedPackage, path: Path, stamps: Stamps) -> str | None:
+def _stamped(package: Artifact, path: Path, stamps: Stamps) -> str | None:
     """The sha256 of ``path`` if its stamp says it is the file verified for ``package``."""
     if package.hash_kind is None:
         return None  # unverified (--allow-unverified): there is nothing a stamp could vouch for
@@ -282,13 +309,13 @@ def _stamped(package: LockedPackage, path: Path, stamps: Stamps) -> str | None:
 
 
 def _verify_in_place(
-    package: LockedPackage,
+    package: A,
     source: Path,
     stamps: Stamps,
     reporter: DownloadReporter,
     stop: threading.Event,
     verify_all: bool,
-) -> Fetched:
+) -> Fetched[A]:
     """Hash a ``file://`` channel's own file where it lies (or trust its unchanged stamp)."""
     identity = FileId.of(source)
     if identity is None or not source.is_file():
@@ -311,14 +338,14 @@ def _verify_in_place(
     return Fetched(package, source, cached=False, sha256=sha256, identity=identity)
 
 
-def _not_in_channel(package: LockedPackage) -> SetupToolError:
+def _not_in_channel(package: Artifact) -> SetupToolError:
     return SetupToolError(
         f"{package.name} {package.version} is not in the channel: {package.url} does not exist",
         "the channel no longer has this file: relock with `setup-tool lock`",
     )
 
 
-def _mismatch(package: LockedPackage, digests: _Digests, *, deleted: bool) -> HashMismatch:
+def _mismatch(package: Artifact, digests: _Digests, *, deleted: bool) -> HashMismatch:
     kind, found = package.hash_kind, digests.found(package)
     what = "the download was deleted and nothing" if deleted else "nothing"
     return HashMismatch(
@@ -330,12 +357,12 @@ def _mismatch(package: LockedPackage, digests: _Digests, *, deleted: bool) -> Ha
 
 
 def _fetch_into_cache(
-    package: LockedPackage,
+    package: A,
     cache: PackageCache,
     reporter: DownloadReporter,
     stop: threading.Event,
     verify_all: bool = False,
-) -> Fetched:
+) -> Fetched[A]:
     target = cache.archive(package)
     if target.is_file() and package.hash_kind is not None:  # unverified ones: always fetch
         size = target.stat().st_size
@@ -389,7 +416,7 @@ def _alive(pid: int) -> bool:
 
 
 def _download(
-    package: LockedPackage, destination: Path, reporter: DownloadReporter, stop: threading.Event
+    package: Artifact, destination: Path, reporter: DownloadReporter, stop: threading.Event
 ) -> _Digests:
     """Copy ``package.url`` to ``destination``, returning the digests of what was written."""
     digest = _Digests(package)
@@ -439,7 +466,7 @@ def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event
     return copied
 
 
-def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
+def _open_url(package: Artifact, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
     """urlopen with a bounded timeout and retries for transient failures (not for 4xx); no
     more retries once another download has failed."""
     request = urllib.request.Request(
@@ -470,12 +497,12 @@ def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):
     raise AssertionError("unreachable")
 
 
-def local_sizes(packages: Sequence[LockedPackage]) -> dict[str, int | None]:
+def local_sizes(packages: Sequence[Artifact]) -> dict[str, int | None]:
     """Each package's size where it is known without the network: a ``file://`` URL's file.
     None for the others. A dry run never blocks on a channel: with one request per package it
     took minutes for a lock of ~1,000 packages behind a proxy that does not answer."""
 
-    def size(package: LockedPackage) -> int | None:
+    def size(package: Artifact) -> int | None:
         parts = urlsplit(package.url)
         if parts.scheme not in ("file", ""):
             return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool.install.download import Fetched
+from setup_tool.install.lockread import LockedPackage
 from setup_tool.install.stamps import Stamps
 
 
@@ -36,7 +37,7 @@ def rattler_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _records(fetched: Sequence[Fetched]) -> list[Any]:
+def _records(fetched: Sequence[Fetched[LockedPackage]]) -> list[Any]:
     from rattler import IndexJson, PackageRecord, RepoDataRecord
 
     records = []
@@ -86,7 +87,7 @@ class _LinkReporter:
 
 
 def link(
-    fetched: Sequence[Fetched],
+    fetched: Sequence[Fetched[LockedPackage]],
     *,
     staging: Path,
     final_prefix: Path,
@@ -127,12 +128,14 @@ def link(
     _restore_origins(staging, fetched)
 
 
-def _extracted_dir(cache_dir: Path, item: Fetched) -> Path:
+def _extracted_dir(cache_dir: Path, item: Fetched[LockedPackage]) -> Path:
     """py-rattler's folder for a package in its cache: ``<name>-<version>-<build>``."""
     return cache_dir / item.package.filename.removesuffix(".conda").removesuffix(".tar.bz2")
 
 
-def _proven_extractions(fetched: Sequence[Fetched], cache_dir: Path, stamps: Stamps) -> set[str]:
+def _proven_extractions(
+    fetched: Sequence[Fetched[LockedPackage]], cache_dir: Path, stamps: Stamps
+) -> set[str]:
     """File names of the packages whose extracted folder is exactly what was stamped.
 
     Files are hard-linked from the extracted-package cache, so an in-place edit in any
@@ -152,7 +155,7 @@ def _proven_extractions(fetched: Sequence[Fetched], cache_dir: Path, stamps: Sta
 
 
 def _stamp_extractions(
-    fetched: Sequence[Fetched], cache_dir: Path, stamps: Stamps, proven: set[str]
+    fetched: Sequence[Fetched[LockedPackage]], cache_dir: Path, stamps: Stamps, proven: set[str]
 ) -> None:
     """Stamp the folders py-rattler has just extracted or fully validated."""
     for item in fetched:
@@ -160,7 +163,7 @@ def _stamp_extractions(
             stamps.record_extracted(_extracted_dir(cache_dir, item), item.sha256)
 
 
-def _restore_origins(prefix: Path, fetched: Sequence[Fetched]) -> None:
+def _restore_origins(prefix: Path, fetched: Sequence[Fetched[LockedPackage]]) -> None:
     """Point each conda-meta record back at the URL and channel the lock names."""
     by_file = {item.package.filename: item.package for item in fetched}
     for meta in (prefix / "conda-meta").glob("*.json"):

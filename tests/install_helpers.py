@@ -207,7 +207,7 @@ def run_install(
 # --- A channel served slowly ---------------------------------------------------------------------
 
 
-GATE_TIMEOUT_S = 120.0  # a held download is let go by then even if the test forgot to
+GATE_TIMEOUT_S = 300.0  # a held download is let go by then even if the test forgot to
 
 
 def _open_gate() -> threading.Event:

@@ -149,11 +149,16 @@ def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: Local
                 target=lambda: said.extend(iter(second.stderr.readline, "")), daemon=True
             )
             reader.start()
-            wait_for(
-                lambda: any("waiting for another install" in line for line in said),
-                timeout=60,
-                what="the second install waiting",
-            )
+            # Generous: a second process's start-up took over a minute under a heavy load; the
+            # failure this catches is a second install that never waits (or hangs).
+            try:
+                wait_for(
+                    lambda: any("waiting for another install" in line for line in said),
+                    timeout=240,
+                    what="the second install waiting",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; it said: {said}") from None
             server.gate.set()  # now let the first one finish
             out_first = first.communicate(timeout=120)
             second.wait(timeout=120)

@@ -609,7 +609,7 @@ def one_round(bench: Bench, transport: str, channel_url: str, log: Any) -> None:
     warm = f"0 downloaded, {count} from cache"
     step("setup-tool warm", bench.setup_tool(base, scratch / "env2", cache), warm)
     verify = bench.setup_tool(base, scratch / "env4", cache, "--verify-cache")
-    step("warm, --verify-cache", verify, warm)
+    step("warm, --verify-cache", verify, f"installed {count} packages")
     step("no-op", bench.setup_tool(base, scratch / "env2", cache), "is up to date")
     changed = f"{UPGRADED} changed, 0 removed; {UPGRADED} downloaded"
     step("upgrade (3 large)", bench.setup_tool(upgrade, scratch / "env2", cache), changed)

@@ -500,9 +500,10 @@ def serve(root: Path) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Sample:
-    seconds: float
+    seconds: float  # wall clock
     peak_rss_mb: float
     output: str
+    cpu_seconds: float = 0.0  # user + system, all threads: less at the mercy of other load
 
 
 # The measured process is started by this small one: a process's peak RSS counts whatever
@@ -515,7 +516,8 @@ child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess
 output = child.stdout.read().decode(errors="replace")
 _, status, usage = os.wait4(child.pid, 0)
 print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
-                  "seconds": time.perf_counter() - started, "output": output}))
+                  "seconds": time.perf_counter() - started,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime, "output": output}))
 """
 
 
@@ -527,7 +529,9 @@ def measured(argv: Sequence[str], env: dict[str, str]) -> Sample:
     report = json.loads(done.stdout)
     if report["code"] != 0:
         raise SystemExit(f"{' '.join(argv)} exited {report['code']}:\n{report['output'][-3000:]}")
-    return Sample(report["seconds"], report["maxrss_kb"] / 1024, report["output"])
+    return Sample(
+        report["seconds"], report["maxrss_kb"] / 1024, report["output"], report["cpu_seconds"]
+    )
 
 
 RAW_INSTALL = """
@@ -596,7 +600,10 @@ def one_round(bench: Bench, transport: str, channel_url: str, log: Any) -> None:
         if says and says not in sample.output:  # the scenario did not do what it is named
             raise SystemExit(f"{transport} {what}: expected {says!r} in:\n{sample.output[-2000:]}")
         bench.record(transport, what, sample)
-        log(f"  {transport:5} {what:24} {sample.seconds:7.2f} s  {sample.peak_rss_mb:6.0f} MB")
+        log(
+            f"  {transport:5} {what:24} {sample.seconds:7.2f} s  cpu {sample.cpu_seconds:7.2f} s"
+            f"  {sample.peak_rss_mb:6.0f} MB"
+        )
 
     step("raw cold", bench.raw(channel_url, scratch / "raw1", scratch / "raw-cache"))
     step("raw warm", bench.raw(channel_url, scratch / "raw2", scratch / "raw-cache"))
@@ -631,13 +638,15 @@ GOALS: dict[str, tuple[str, str | None, float | None]] = {  # → (goal, compare
 }
 
 
-def _median(samples: Sequence[Sample]) -> float:
-    return statistics.median(s.seconds for s in samples)
+def _median(samples: Sequence[Sample], metric: str = "seconds") -> float:
+    return statistics.median(getattr(s, metric) for s in samples)
 
 
-def table(bench: Bench) -> str:
+def table(bench: Bench, metric: str = "seconds") -> str:
+    """The measurements side by side: wall seconds (``metric="cpu_seconds"``: CPU seconds)."""
     transports = sorted({t for per in bench.results.values() for t in per}, reverse=False)
-    head = " | ".join(f"{t}: median s (runs)" for t in transports)
+    unit = "s" if metric == "seconds" else "CPU s"
+    head = " | ".join(f"{t}: median {unit} (runs)" for t in transports)
     lines = [
         f"| measurement | {head} | peak RSS (MB, max) | goal | met |",
         "|---" * (4 + len(transports)) + "|",
@@ -646,18 +655,19 @@ def table(bench: Bench) -> str:
         cells, met = [], []
         for transport in transports:
             samples = per.get(transport, [])
-            runs = ", ".join(f"{s.seconds:.1f}" for s in samples)
-            cell = f"{_median(samples):.2f} ({runs})" if samples else "-"
+            runs = ", ".join(f"{getattr(s, metric):.1f}" for s in samples)
+            cell = f"{_median(samples, metric):.2f} ({runs})" if samples else "-"
             goal = GOALS.get(what)
             if goal and samples:
                 _, against, limit = goal
                 if against:
-                    ratio = _median(samples) / _median(bench.results[against][transport])
+                    base = _median(bench.results[against][transport], metric)
+                    ratio = _median(samples, metric) / base if base else math.inf
                     cell += f" = {ratio:.2f}x"
                     if limit is not None:
                         met.append(ratio <= limit)
                 elif limit is not None:
-                    met.append(_median(samples) <= limit)
+                    met.append(_median(samples, metric) <= limit)
             cells.append(cell)
         rss = max(s.peak_rss_mb for samples in per.values() for s in samples)
         goal_text = GOALS[what][0] if what in GOALS else ""
@@ -714,6 +724,8 @@ def main() -> None:
             shutil.rmtree(args.work, ignore_errors=True)
     print(_header(channel, packages, args))
     print(table(bench))
+    print("\nCPU time (user + system, all threads) of the same runs:\n")
+    print(table(bench, "cpu_seconds"))
     if args.json:
         data = {
             w: {t: [s.__dict__ for s in v] for t, v in per.items()}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 
 def _one_document(stdout: str) -> dict:  # type: ignore[type-arg]
@@ -30,7 +31,9 @@ def _one_document(stdout: str) -> dict:  # type: ignore[type-arg]
                      None, id="doctor-bad-python"),
     ],
 )  # fmt: skip
-def test_refusals_are_one_json_document(cli, tmp_path: Path, args, env, code, kind, needle) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_one_json_document(  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, args, env, code, kind, needle
+) -> None:
     args = [str(tmp_path / "env") if a == "P" else a for a in args]
     result = cli(*args, env=env)
     assert result.exit_code != 0
@@ -47,13 +50,15 @@ def test_refusals_are_one_json_document(cli, tmp_path: Path, args, env, code, ki
     assert any(line.startswith("error: ") for line in result.stderr.splitlines())
 
 
-def test_without_json_stdout_stays_empty_on_a_refusal(cli) -> None:  # type: ignore[no-untyped-def]
+def test_without_json_stdout_stays_empty_on_a_refusal(cli: Cli) -> None:
     result = cli("detect", env={"CONDA_OVERRIDE_CUDA": "abc"})
     assert result.exit_code == 2
     assert result.stdout == ""
 
 
-def test_a_command_that_printed_its_document_gets_no_second_one(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_command_that_printed_its_document_gets_no_second_one(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import machines
 
     monkeypatch.setattr("setup_tool.detect.probe.probe", lambda environ=None: machines.WIN64)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from setup_tool.doctor.broken_torch import broken_torch_fix
 from setup_tool.doctor.drift import Change, Drift, Package
@@ -39,7 +40,7 @@ def stub_env(tmp_path_factory: pytest.TempPathFactory, locked_project: Path) -> 
     return install_stub_env(tmp_path_factory.mktemp("stub") / "env", lockfile)
 
 
-def doctor_json(cli, *args: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+def doctor_json(cli: Cli, *args: str) -> tuple[int, dict]:
     result = cli("doctor", *args, "--expect", "cpu", "--json")
     return result.exit_code, json.loads(result.stdout)
 
@@ -48,7 +49,7 @@ def by_id(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
     return {c["id"]: c for c in report["checks"]}
 
 
-def test_a_stub_torch_is_named_broken_not_a_probe_bug(cli, stub_env: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stub_torch_is_named_broken_not_a_probe_bug(cli: Cli, stub_env: Path) -> None:
     code, report = doctor_json(cli, "--prefix", str(stub_env))
     checks = by_id(report)
     assert code == 6
@@ -68,7 +69,9 @@ def test_a_stub_torch_is_named_broken_not_a_probe_bug(cli, stub_env: Path) -> No
     assert "setup-tool lock --channel conda-forge" in torch["fix"]
 
 
-def test_torchvision_beside_a_broken_torch_is_installed_not_missing(cli, stub_env: Path) -> None:  # type: ignore[no-untyped-def]
+def test_torchvision_beside_a_broken_torch_is_installed_not_missing(
+    cli: Cli, stub_env: Path
+) -> None:
     _, report = doctor_json(cli, "--prefix", str(stub_env))
     vision = by_id(report)["torchvision"]
     assert vision["status"] == "skip"
@@ -77,7 +80,7 @@ def test_torchvision_beside_a_broken_torch_is_installed_not_missing(cli, stub_en
 
 
 def test_torch_files_changed_after_install_get_recreate_not_reinstall(
-    cli,  # type: ignore[no-untyped-def]
+    cli: Cli,
     cpu_lock: Path,
     tmp_path: Path,
 ) -> None:
@@ -92,7 +95,7 @@ def test_torch_files_changed_after_install_get_recreate_not_reinstall(
 
 
 def test_a_directory_named_torch_without_init(
-    cli,  # type: ignore[no-untyped-def]
+    cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -166,7 +169,7 @@ cuda = types.SimpleNamespace(is_available=_is_available, get_arch_list=lambda: [
 
 
 def test_an_error_raised_inside_torch_is_torch_broken_not_a_probe_bug(
-    cli,  # type: ignore[no-untyped-def]
+    cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -55,8 +55,8 @@ def test_env_with_an_unreachable_channel_fails_clearly(
 
 
 def test_env_for_cuda_without_a_driver_names_only_the_locks_cuda(
-    cli, env_project, channel_url
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
     """One source of truth: envs/cuda.yml solves for __cuda 12.9, so every line names 12.9 (the
     lock's cuda-version), and no other CUDA version is assumed on the way."""
     result = cli(

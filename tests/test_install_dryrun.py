@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from conftest import Cli
 from install_helpers import cli_env
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "realworld-locks"
@@ -91,7 +92,7 @@ def test_dry_run_behind_a_hanging_proxy_makes_no_connection(
     assert not (tmp_path / "env").exists()
 
 
-def test_local_sizes_are_counted(cli, locked_project: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_local_sizes_are_counted(cli: Cli, locked_project: Path, tmp_path: Path) -> None:
     """file:// packages have known sizes, so the plan has a total and no note."""
     lockfile = locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
     args = ["install", "--dry-run", "--json", "--lockfile", str(lockfile)]

@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from channel import LocalChannel
+from conftest import Cli
 from install_helpers import assert_env_matches, installed, locked_builds, snapshot
+from typer.testing import Result
 
 from setup_tool.errors import ExitCode, LockfileInvalid, LockfileMismatch
 from setup_tool.install.explicit import read_explicit
@@ -37,13 +40,13 @@ def cpu_explicit(locked_project: Path, tmp_path: Path) -> Path:
     return path
 
 
-def _install(cli, lockfile: Path, prefix: Path, *more: str):  # type: ignore[no-untyped-def]
+def _install(cli: Cli, lockfile: Path, prefix: Path, *more: str) -> Result:
     return cli("install", "--lockfile", str(lockfile), "--prefix", str(prefix), *more)
 
 
 def test_conda_lock_s_explicit_render_installs_with_md5_verified(
-    cli, cpu_explicit: Path, locked_project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_explicit: Path, locked_project: Path, tmp_path: Path
+) -> None:
     text = cpu_explicit.read_text()
     assert "# platform: linux-64" in text and "@EXPLICIT" in text
     prefix = tmp_path / "env"
@@ -55,7 +58,9 @@ def test_conda_lock_s_explicit_render_installs_with_md5_verified(
     assert again.exit_code == 0 and "is up to date" in again.stderr
 
 
-def test_sha256_fragments_are_verified_by_sha256(cli, locked_project: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sha256_fragments_are_verified_by_sha256(
+    cli: Cli, locked_project: Path, tmp_path: Path
+) -> None:
     """The ``url#sha256:<hex>`` form (``conda list --explicit --sha256``)."""
     locked = read_locked_platform(
         locked_project / "envs" / "locks" / "cpu.conda-lock.yml", "linux-64"
@@ -74,8 +79,8 @@ def test_sha256_fragments_are_verified_by_sha256(cli, locked_project: Path, tmp_
 
 @pytest.mark.parametrize("where", ["fragment", "package"])
 def test_tampered_explicit_lockfile_or_package_exits_7(
-    cli, cpu_explicit: Path, local_channel, tmp_path: Path, where: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_explicit: Path, local_channel: LocalChannel, tmp_path: Path, where: str
+) -> None:
     text = cpu_explicit.read_text()
     numpy_line = next(line for line in text.splitlines() if "/numpy-" in line)
     url = numpy_line.split("#")[0]
@@ -96,8 +101,8 @@ def test_tampered_explicit_lockfile_or_package_exits_7(
 
 
 def test_a_file_for_another_platform_is_refused_with_the_fix(
-    cli, locked_project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, locked_project: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "conda-osx-arm64.lock"
     path.write_text(
         render_explicit(locked_project / "envs" / "locks" / "cpu.conda-lock.yml", "osx-arm64")
@@ -113,8 +118,8 @@ def test_a_file_for_another_platform_is_refused_with_the_fix(
 
 
 def test_a_file_without_hashes_needs_allow_unverified(
-    cli, cpu_explicit: Path, locked_project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_explicit: Path, locked_project: Path, tmp_path: Path
+) -> None:
     lines = cpu_explicit.read_text().splitlines()
     text = "\n".join(line.split("#")[0] if line.startswith("file:") else line for line in lines)
     cpu_explicit.write_text(text + "\n")

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import assert_no_leftovers, state
 from pip_support import SITE, build_demo, demo_lib, lock_with, run_env_python
+from typer.testing import Result
 from wheels import build_wheel
 
 from setup_tool.doctor.drift import check_drift
@@ -26,15 +28,17 @@ def pip_lock(cpu_lock: Path, tmp_path: Path) -> Path:
     return lock_with(cpu_lock, tmp_path / "pip.conda-lock.yml", build_demo(tmp_path / "wheels"))
 
 
-def install(cli, lockfile: Path, prefix: Path, *more: str):  # type: ignore[no-untyped-def]
+def install(cli: Cli, lockfile: Path, prefix: Path, *more: str) -> Result:
     return cli.ok("install", "--lockfile", str(lockfile), "--prefix", str(prefix), *more)
 
 
-def install_json(cli, lockfile: Path, prefix: Path, *more: str) -> dict:  # type: ignore[no-untyped-def]
+def install_json(cli: Cli, lockfile: Path, prefix: Path, *more: str) -> dict:
     return json.loads(install(cli, lockfile, prefix, "--json", *more).stdout)  # type: ignore[no-any-return]
 
 
-def test_wheels_are_installed_after_the_conda_packages(cli, pip_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wheels_are_installed_after_the_conda_packages(
+    cli: Cli, pip_lock: Path, tmp_path: Path
+) -> None:
     prefix = tmp_path / "env"
     result = install(cli, pip_lock, prefix)
     assert "installed 9 packages and 2 pip packages (2 added" in result.stderr
@@ -61,7 +65,7 @@ def test_wheels_are_installed_after_the_conda_packages(cli, pip_lock: Path, tmp_
     assert "../../../bin/demo-tool" in seen["files"] and "demo_tool/cli.py" in seen["files"]
     assert seen["requires"] == ["demo-lib>=1", "numpy>=1.23"]
     direct = json.loads((prefix / SITE / "demo_tool-2.1.0.dist-info/direct_url.json").read_text())
-    locked = {w["name"]: w for w in state(prefix)["wheels"]}  # type: ignore[union-attr]
+    locked = {w["name"]: w for w in state(prefix)["wheels"]}
     assert direct["url"] == locked["Demo.Tool"]["url"]
     assert direct["archive_info"]["hashes"]["sha256"] == locked["Demo.Tool"]["sha256"]
     assert_no_leftovers(prefix)  # no text file mentions the staging directory
@@ -71,8 +75,8 @@ def test_wheels_are_installed_after_the_conda_packages(cli, pip_lock: Path, tmp_
 
 
 def test_a_wheel_removed_by_hand_is_drift_that_install_repairs(
-    cli, pip_lock: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, pip_lock: Path, tmp_path: Path
+) -> None:
     prefix = tmp_path / "env"
     install(cli, pip_lock, prefix)
     shutil.rmtree(prefix / SITE / "demo_lib")
@@ -90,7 +94,9 @@ def test_a_wheel_removed_by_hand_is_drift_that_install_repairs(
     assert install_json(cli, pip_lock, prefix)["status"] == "up-to-date"
 
 
-def test_a_package_pip_installed_by_hand_is_removed(cli, pip_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_package_pip_installed_by_hand_is_removed(
+    cli: Cli, pip_lock: Path, tmp_path: Path
+) -> None:
     prefix = tmp_path / "env"
     install(cli, pip_lock, prefix)
     extra = prefix / SITE / "extra_thing-0.1.dist-info"
@@ -106,8 +112,8 @@ def test_a_package_pip_installed_by_hand_is_removed(cli, pip_lock: Path, tmp_pat
 
 
 def test_a_relocked_wheel_is_upgraded_and_the_plan_says_so(
-    cli, cpu_lock: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_lock: Path, tmp_path: Path
+) -> None:
     prefix = tmp_path / "env"
     first = build_demo(tmp_path / "wheels")
     install(cli, lock_with(cpu_lock, tmp_path / "one.yml", first), prefix)
@@ -128,7 +134,7 @@ def test_a_relocked_wheel_is_upgraded_and_the_plan_says_so(
     assert not (prefix / SITE / "demo_lib-1.0.0.dist-info").exists()
 
 
-def test_dry_run_lists_the_pip_part(cli, pip_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_lists_the_pip_part(cli: Cli, pip_lock: Path, tmp_path: Path) -> None:
     result = install(cli, pip_lock, tmp_path / "env", "--dry-run")
     assert "+ demo-lib==1.0.0 (pip)" in result.stdout
     assert "+ Demo.Tool==2.1.0 (pip)" in result.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import assert_no_leftovers, snapshot
 from pip_support import SITE, build_demo, demo_lib, lock_with, run_env_python
 from wheels import WheelSpec, build_wheel
@@ -15,7 +16,7 @@ from setup_tool.errors import ExitCode
 
 
 @pytest.fixture
-def installed(cli, cpu_lock: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def installed(cli: Cli, cpu_lock: Path, tmp_path: Path) -> Path:
     """An environment installed from the lock with the two demo wheels."""
     prefix = tmp_path / "env"
     lock = lock_with(cpu_lock, tmp_path / "ok.yml", build_demo(tmp_path / "wheels"))
@@ -23,7 +24,9 @@ def installed(cli, cpu_lock: Path, tmp_path: Path) -> Path:  # type: ignore[no-u
     return prefix
 
 
-def refused(cli, lockfile: Path, prefix: Path, code: int, env=None):  # type: ignore[no-untyped-def]
+def refused(
+    cli: Cli, lockfile: Path, prefix: Path, code: int, env: dict[str, str] | None = None
+) -> str:
     """Run install, expect ``code``; the error is one line with a hint and no traceback."""
     result = cli("install", "--lockfile", str(lockfile), "--prefix", str(prefix), env=env)
     assert result.exit_code == code, result.output
@@ -33,8 +36,8 @@ def refused(cli, lockfile: Path, prefix: Path, code: int, env=None):  # type: ig
     return errors[0]
 
 
-def test_a_wheel_whose_bytes_differ_from_the_lock(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, installed: Path
+def test_a_wheel_whose_bytes_differ_from_the_lock(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, installed: Path
 ) -> None:
     upgrade = [build_wheel(tmp_path / "other", demo_lib("1.1.0")), *build_demo(tmp_path / "w")[1:]]
     lock = lock_with(cpu_lock, tmp_path / "tampered.yml", upgrade)
@@ -83,7 +86,7 @@ def test_a_wheel_whose_bytes_differ_from_the_lock(  # type: ignore[no-untyped-de
     ids=["architecture", "python", "musl", "glibc", "cuda"],
 )
 def test_a_wheel_for_another_machine_or_python_is_refused_before_downloading(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, installed: Path, spec, env, words
+    cli: Cli, cpu_lock: Path, tmp_path: Path, installed: Path, spec, env, words
 ) -> None:
     lock = lock_with(cpu_lock, tmp_path / "foreign.yml", [build_wheel(tmp_path / "w", spec)])
     before = snapshot(installed, tmp_path / "cache")
@@ -92,8 +95,8 @@ def test_a_wheel_for_another_machine_or_python_is_refused_before_downloading(  #
     assert snapshot(installed, tmp_path / "cache") == before  # nothing fetched
 
 
-def test_a_pip_dependency_that_is_not_in_the_lock(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, installed: Path
+def test_a_pip_dependency_that_is_not_in_the_lock(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, installed: Path
 ) -> None:
     wheels = build_demo(tmp_path / "other")
     lock = lock_with(cpu_lock, tmp_path / "cut.yml", wheels[1:])  # demo-lib is cut off
@@ -107,8 +110,8 @@ def test_a_pip_dependency_that_is_not_in_the_lock(  # type: ignore[no-untyped-de
 
 
 def test_a_pip_dependency_on_a_conda_package_by_its_pypi_name_is_complete(
-    cli, cpu_lock: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_lock: Path, tmp_path: Path
+) -> None:
     """torch is conda-forge's pytorch: a wheel needing torch is satisfied by it."""
     spec = WheelSpec("torch-addon", "0.1", requires=("torch>=2", "typing-extensions"))
     lock = lock_with(cpu_lock, tmp_path / "addon.yml", [build_wheel(tmp_path / "w", spec)])
@@ -125,8 +128,8 @@ def test_a_pip_dependency_on_a_conda_package_by_its_pypi_name_is_complete(
     ],
     ids=["sdist", "git"],
 )
-def test_a_source_entry_is_refused_and_nothing_is_built(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, installed: Path, url: str
+def test_a_source_entry_is_refused_and_nothing_is_built(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, installed: Path, url: str
 ) -> None:
     wheels = build_demo(tmp_path / "other")
     lock = lock_with(cpu_lock, tmp_path / "sdist.yml", wheels, overrides={"demo-lib": {"url": url}})
@@ -143,8 +146,8 @@ def test_a_source_entry_is_refused_and_nothing_is_built(  # type: ignore[no-unty
     ("sha256", "words"),
     [("", "has no sha256, so it cannot be verified"), ("abc123", "has a malformed sha256")],
 )
-def test_a_wheel_without_a_usable_sha256(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, sha256: str, words: str
+def test_a_wheel_without_a_usable_sha256(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, sha256: str, words: str
 ) -> None:
     wheels = build_demo(tmp_path / "w")
     lock = lock_with(cpu_lock, tmp_path / "nohash.yml", wheels)
@@ -155,8 +158,8 @@ def test_a_wheel_without_a_usable_sha256(  # type: ignore[no-untyped-def]
     assert not (tmp_path / "env").exists()
 
 
-def test_a_wheel_that_overwrites_a_conda_packages_file(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, installed: Path
+def test_a_wheel_that_overwrites_a_conda_packages_file(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, installed: Path
 ) -> None:
     clash = WheelSpec("numpy-shadow", "1.0", files=(("numpy/__init__.py", "shadowed = True\n"),))
     lock = lock_with(cpu_lock, tmp_path / "clash.yml", [build_wheel(tmp_path / "w", clash)])

@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import Cli
+from typer.testing import Result
 
 from setup_tool.errors import ExitCode
 from setup_tool.install.compat import MachineFacts, check_machine
@@ -41,7 +43,7 @@ def offline(unreachable_channel_url: str) -> dict[str, str]:
     return {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "NO_PROXY": ""}
 
 
-def dry_run(cli, lockfile: Path, tmp_path: Path, env: dict[str, str], *more: str):  # type: ignore[no-untyped-def]
+def dry_run(cli: Cli, lockfile: Path, tmp_path: Path, env: dict[str, str], *more: str) -> Result:
     return cli(
         "install",
         "--lockfile",
@@ -56,8 +58,8 @@ def dry_run(cli, lockfile: Path, tmp_path: Path, env: dict[str, str], *more: str
 
 
 def test_poprox_passes_the_machine_check_and_its_git_entry_is_refused(
-    cli, tmp_path: Path, offline: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, offline: dict[str, str]
+) -> None:
     locked = read_locked_platform(POPROX, "linux-64")
     assert sorted((w.name, w.is_wheel) for w in locked.wheels) == [
         ("poprox-concepts", False),
@@ -77,8 +79,8 @@ def test_poprox_passes_the_machine_check_and_its_git_entry_is_refused(
 
 
 def test_eotles_wheels_fit_and_the_conda_part_decides(
-    cli, tmp_path: Path, offline: dict[str, str]
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, offline: dict[str, str]
+) -> None:
     locked = read_locked_platform(EOTLES, "linux-64")
     assert len(locked.wheels) == 16 and all(w.is_wheel for w in locked.wheels)
     assert check_wheels(locked.wheels, locked.python, "linux-64", CPU_MACHINE).problems == ()
@@ -91,7 +93,9 @@ def test_eotles_wheels_fit_and_the_conda_part_decides(
     assert check_machine(locked, gpu) == []  # (the dry run itself: see atm-openmm below)
 
 
-def test_atm_openmm_pip_entries_are_dev_only(cli, tmp_path: Path, offline: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_atm_openmm_pip_entries_are_dev_only(
+    cli: Cli, tmp_path: Path, offline: dict[str, str]
+) -> None:
     assert read_locked_platform(ATM, "linux-64").wheels == ()
     locked = read_locked_platform(ATM, "linux-64", ("dev", "main"))
     assert len(locked.wheels) == 22

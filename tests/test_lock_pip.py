@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from channel import LocalChannel
+from conftest import Cli
 from lock_pip_helpers import channel_with_pip, parse, pip_entries
 from wheel_index import WheelIndex, build_index, serve_index
 from wheels import WheelSpec, build_wheel
@@ -338,8 +339,8 @@ def test_served_index(
 
 
 def test_lock_command_with_a_pip_section(
-    cli, pip_project: Path, pip_channel: str, wheel_index: WheelIndex
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, pip_project: Path, pip_channel: str, wheel_index: WheelIndex
+) -> None:
     env = {"SETUP_TOOL_PROJECT": str(pip_project)}
     args = ("lock", "--variant", "cpu", "--channel", pip_channel)
     result = cli.ok(*args, "--pip-index-url", wheel_index.url, env=env)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from setup_tool.errors import ExitCode, LockfileMismatch
 from setup_tool.install.compat import MachineFacts, assess
@@ -142,7 +143,9 @@ def _assert_words(text: str, verdict: Verdict) -> None:
 
 
 @pytest.mark.parametrize(("name", "machine", "verdict"), PARAMS)
-def test_cli_dry_run_json(cli, tmp_path: Path, name: str, machine: str, verdict: Verdict) -> None:  # type: ignore[no-untyped-def]
+def test_cli_dry_run_json(
+    cli: Cli, tmp_path: Path, name: str, machine: str, verdict: Verdict
+) -> None:
     """One JSON document on stdout whatever the verdict, no traceback, the documented code."""
     env = {**MACHINES[machine][1], **GLIBC}
     args = ["install", "--lockfile", str(REAL / name), "--prefix", str(tmp_path / "env")]
@@ -167,7 +170,7 @@ def test_cli_dry_run_json(cli, tmp_path: Path, name: str, machine: str, verdict:
     assert not (tmp_path / "env").exists()
 
 
-def test_every_reason_is_listed_in_order(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_reason_is_listed_in_order(cli: Cli, tmp_path: Path) -> None:
     """pangeo's pytorch lock on an old-glibc machine without a GPU: CUDA first, then glibc,
     both in the message and the JSON (never "and 1 more")."""
     env = {"CONDA_OVERRIDE_CUDA": "", "CONDA_OVERRIDE_GLIBC": "2.28"}
@@ -186,8 +189,8 @@ def test_every_reason_is_listed_in_order(cli, tmp_path: Path) -> None:  # type: 
 
 
 def test_the_project_s_cuda_lock_may_point_at_its_cpu_variant_but_a_real_lock_not(
-    cli, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path
+) -> None:
     env = {"CONDA_OVERRIDE_CUDA": "", **GLIBC, "SETUP_TOOL_VARIANT": "cuda"}
     args = ["install", "--lockfile", str(REAL / PANGEO_ML), "--prefix", str(tmp_path / "env")]
     result = cli(*args, "--dry-run", env=env)

@@ -23,6 +23,10 @@ __all__ = ["Terminal", "escape"]
 class Terminal:
     """Styled, quiet-able output. ``quiet`` silences info/step lines (used with ``--json``)."""
 
+    # Set when a JSON document went to stdout in this command, so that the CLI's error
+    # handling never adds a second one (``--json`` prints exactly one document).
+    json_written = False
+
     def __init__(
         self,
         *,
@@ -88,6 +92,7 @@ class Terminal:
         """Print ``data`` as JSON on stdout, untouched by rich (no wrapping, no markup)."""
         self.out.file.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
         self.out.file.flush()
+        Terminal.json_written = True
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:

@@ -2,7 +2,7 @@
 
 The probe files are real recordings or derived from one (tests/data/README.md says which).
 Judging is a pure function of the probe's facts and a ``Platform`` built here, so each case
-states the machine it stands for. A new recording (the lead's GPU run) needs a ``CASES`` entry;
+states the machine it stands for. A new recording (from a GPU machine) needs a ``CASES`` entry;
 ``test_every_probe_file_has_a_case`` fails until it has one.
 """
 
@@ -198,7 +198,7 @@ CASES: dict[str, Case] = {
         fixes={"torch": "setup-tool install"},
         absent=("placement.cpu", "torchvision"),
     ),
-    # Recorded by the lead on an NVIDIA H200 (`--expect cuda` must pass there).
+    # A recording from an NVIDIA H200 machine (`--expect cuda` must pass there).
     "h200": Case(
         "probe-linux-h200.json",
         Variant.cuda,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,7 +15,9 @@ from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import VariantChoice
 
 if TYPE_CHECKING:
-    from setup_tool.doctor import DoctorResult
+    from rich.status import Status
+
+    from setup_tool.doctor import DoctorProgress, DoctorResult
 
 STATUS_MARKS = {
     "pass": "[green]✓[/]",
@@ -50,7 +54,7 @@ def doctor(
     from setup_tool.paths import project_root
 
     terminal = Terminal(quiet=json_output)
-    with terminal.status("running the doctor's probe (imports torch) ..."):
+    with doctor_progress(terminal) as progress:
         result = run_doctor(
             python=python,
             prefix=prefix,
@@ -58,6 +62,7 @@ def doctor(
             root=project_root(),
             environ=os.environ,
             timeout=timeout,
+            progress=progress,
         )
     if json_output:
         terminal.json(result.to_json())
@@ -65,6 +70,38 @@ def doctor(
         render_doctor(result, terminal)
     if result.exit_code:
         fail(result.exit_code)
+
+
+@contextmanager
+def doctor_progress(terminal: Terminal) -> Iterator[DoctorProgress]:
+    """The doctor's steps as one spinner line on a terminal, plain lines elsewhere."""
+    from setup_tool.doctor import DoctorProgress
+
+    class Shown(DoctorProgress):
+        def __init__(self) -> None:
+            self.spinner: Status | None = None
+
+        def step(self, message: str) -> None:
+            if terminal.quiet:
+                return
+            if not terminal.interactive:
+                terminal.info(f"doctor: {escape(message)} ...")
+            elif self.spinner is None:
+                self.spinner = terminal.err.status(f"{escape(message)} ...")
+                self.spinner.start()
+            else:
+                self.spinner.update(f"{escape(message)} ...")
+
+        def done(self) -> None:
+            if self.spinner is not None:
+                self.spinner.stop()
+                self.spinner = None
+
+    shown = Shown()
+    try:
+        yield shown
+    finally:
+        shown.done()
 
 
 def render_doctor(result: DoctorResult, terminal: Terminal) -> None:

@@ -22,13 +22,14 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
-from setup_tool.errors import UnsupportedPlatform
 from setup_tool.install.progress import Progress
+from setup_tool.install.request import install_request
 from setup_tool.terminal import Terminal, escape
 
+__all__ = ["RichInstallProgress", "install", "install_request", "render_install", "usage_hint"]
+
 if TYPE_CHECKING:
-    from setup_tool.detect import Detection
-    from setup_tool.install import InstallRequest, InstallResult
+    from setup_tool.install import InstallResult
     from setup_tool.install.lockread import LockedPackage
 
 
@@ -36,7 +37,8 @@ LockfileOption = Annotated[
     Path | None,
     typer.Option(
         "--lockfile",
-        help="conda-lock file to install (default: envs/locks/<variant>.conda-lock.yml).",
+        help="Lockfile to install: a conda-lock file, or an explicit (@EXPLICIT) lockfile for "
+        "this platform (default: envs/locks/<variant>.conda-lock.yml).",
         show_default=False,
     ),
 ]
@@ -59,15 +61,25 @@ def install(
             show_default=False,
         ),
     ] = None,
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+            "#sha256:<hex>), unchecked. Without it such a file is refused.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
 
-    The lock must contain this machine's platform and fit it (a CUDA build needs a driver
-    for its CUDA version) before anything is downloaded. Every package's sha256 is checked
+    The lock must contain this machine's platform and fit it before anything is downloaded:
+    CUDA builds need an NVIDIA driver for their CUDA major (12.x: 525.60.13 or newer; 13.x:
+    580 or newer; an older minor is a warning), and the glibc / macOS its packages ask for.
+    Every package's hash (sha256; md5 where an explicit lockfile has only that) is checked
     before it is linked; the environment at the prefix changes in one atomic step, so an
-    interrupted install leaves the previous one working. Packages are cached in
-    SETUP_TOOL_CACHE (default: the user cache directory).
+    interrupted install leaves the previous one working. --dry-run never contacts the
+    channel. Packages are cached in SETUP_TOOL_CACHE (default: the user cache directory).
     """
     from setup_tool.detect import detect, overrides_from
     from setup_tool.install import install as run_install
@@ -82,58 +94,18 @@ def install(
         # an environment lacks what the extra categories' packages depend on.
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
+        allow_unverified=allow_unverified,
     )
-    for warning in detection.target.warnings:
-        terminal.warn(escape(warning))
+    if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
+        for warning in detection.target.warnings:
+            terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())
-    else:
-        render_install(terminal, result)
-
-
-def install_request(
-    detection: Detection,
-    *,
-    lockfile: Path | None,
-    prefix: Path | None,
-    categories: tuple[str, ...] = ("main",),
-    dry_run: bool = False,
-) -> InstallRequest:
-    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
-    from setup_tool.install import InstallRequest, MachineFacts
-    from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
-
-    target, platform = detection.target, detection.platform
-    root = project_root()
-    if target.variant is None and (lockfile is None or prefix is None):
-        raise UnsupportedPlatform(
-            f"no variant supports this machine: {target.reason}",
-            "pass --variant, or both --lockfile and --prefix, to install anyway",
-        )
-    refresh = ""
-    if target.variant is not None:
-        refresh = f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
-        lockfile = lockfile or lockfile_path(root, target.variant)
-        prefix = prefix or default_prefix(root, target.variant)
-    assert lockfile is not None and prefix is not None
-    environ = os.environ
-    machine = MachineFacts(
-        driver_cuda=target.driver_cuda,
-        driver_version=platform.nvidia.driver_version if platform.nvidia else None,
-        glibc=environ.get("CONDA_OVERRIDE_GLIBC") or platform.glibc_version,
-        macos=environ.get("CONDA_OVERRIDE_OSX") or platform.macos_version,
-    )
-    return InstallRequest(
-        lockfile=lockfile,
-        prefix=prefix,
-        platform=target.subdir,
-        machine=machine,
-        cache_root=cache_dir().absolute(),
-        categories=categories,
-        dry_run=dry_run,
-        refresh_hint=refresh,
-    )
+        return
+    for warning in result.warnings:
+        terminal.warn(escape(warning))
+    render_install(terminal, result)
 
 
 def render_install(terminal: Terminal, result: InstallResult) -> None:
@@ -152,12 +124,20 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             )
         for name in plan.remove:
             terminal.show(f"  [red]- {escape(name)}[/]")
-        size = "unknown size" if plan.download_bytes is None else _size(plan.download_bytes)
+        size = "nothing" if not plan.to_download else _size(plan.known_bytes)
+        if plan.unknown_sizes:
+            size = (
+                f"{_size(plan.known_bytes)} known, {len(plan.unknown_sizes)} of unknown size"
+                if plan.known_bytes
+                else "size unknown"
+            )
         terminal.show(
             f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
             f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
             f"({size})"
         )
+        if plan.size_note:
+            terminal.info(f"  [dim]sizes: {escape(plan.size_note)}[/]")
         return
     if result.status == "up-to-date":
         terminal.success(

@@ -5,14 +5,16 @@
     detect() ─► Platform ─────────────────────────────────┼─► judge (checks.py, pitfalls.py)
     conda-meta/*.json vs conda-lock file (drift.py) ──────┘        └─► DoctorResult (result.py)
 
-``command.run_doctor`` gathers the evidence and returns the ``DoctorResult``; the CLI
-(``setup_tool.cli.doctor``) renders it and exits with ``DoctorResult.exit_code``. The CLI
+``gather.run_doctor`` gathers the evidence and returns the ``DoctorResult``, reporting each step
+to a ``DoctorProgress`` (progress.py); the CLI (``setup_tool.cli.doctor``) renders both and
+exits with ``DoctorResult.exit_code``. The CLI
 process never imports torch, and nothing here imports conda-lock or py-rattler at import time.
 """
 
 from __future__ import annotations
 
-from setup_tool.doctor.command import run_doctor
+from setup_tool.doctor.gather import run_doctor
+from setup_tool.doctor.progress import DoctorProgress
 from setup_tool.doctor.result import Check, DoctorResult, Status
 
-__all__ = ["Check", "DoctorResult", "Status", "run_doctor"]
+__all__ = ["Check", "DoctorProgress", "DoctorResult", "Status", "run_doctor"]

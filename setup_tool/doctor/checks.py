@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 
 from setup_tool.detect.facts import Platform
+from setup_tool.doctor.broken_torch import broken_torch_detail, broken_torch_fix
 from setup_tool.doctor.drift import Drift
 from setup_tool.doctor.facts import Placement, ProbeFacts, TorchBuild, Torchvision
 from setup_tool.doctor.launch import ProbeRun
-from setup_tool.doctor.pitfalls import REINSTALL, find_pitfalls, import_fix
+from setup_tool.doctor.package_files import PackageFiles
+from setup_tool.doctor.pitfalls import REINSTALL, Diagnosis, find_pitfalls, import_fix
 from setup_tool.doctor.result import Check, DoctorResult, Status
 from setup_tool.interpreter import Interpreter
 from setup_tool.variants import Variant
@@ -47,73 +49,101 @@ class Evidence:
     interpreter_error: tuple[str, str | None] | None = None
     probe: ProbeRun | None = None
     drift: Drift | None = None
+    torch_files: PackageFiles | None = None  # torch's conda package, checked when torch is broken
 
 
 def judge(evidence: Evidence) -> DoctorResult:
-    checks: list[Check] = []
-    expect = evidence.expect
+    """The report: one check per line, in the order a user debugs in, and the verdict."""
+    facts = evidence.probe.facts if evidence.probe else None
+    checks, passed = _judge_checks(evidence)
+    return DoctorResult(
+        evidence.expect,
+        evidence.expect_source,
+        evidence.interpreter,
+        tuple(checks),
+        passed,
+        facts.raw if facts else None,
+    )
 
-    def result(passed: bool) -> DoctorResult:
-        facts = evidence.probe.facts if evidence.probe else None
-        return DoctorResult(
-            expect,
-            evidence.expect_source,
-            evidence.interpreter,
-            tuple(checks),
-            passed,
-            facts.raw if facts else None,
-        )
 
+def _judge_checks(evidence: Evidence) -> tuple[list[Check], bool]:
     if evidence.interpreter is None or evidence.probe is None:
         message, hint = evidence.interpreter_error or ("no Python to check", None)
-        checks.append(Check("python", "python", Status.failed, message, hint))
-        return result(False)
-    run = evidence.probe
-    if run.facts is None:
-        checks.append(_probe_failure(run, evidence.interpreter))
-        return result(False)
-    facts = run.facts
-    checks.append(_python_check(facts))
-    if facts.probe_error:
-        checks.append(
-            Check(
-                "probe",
-                "probe",
-                Status.failed,
-                f"the probe hit a bug and stopped early: {facts.probe_error}",
-                "report it with the traceback from `--json` (probe.probe.traceback)",
-            )
-        )
-    diagnoses = find_pitfalls(expect, facts, evidence.platform)
-    if facts.torch is None:
-        error = facts.torch_error or "unknown error"
-        checks.append(
-            Check(
-                "torch", "torch", Status.failed, f"import torch failed: {error}", import_fix(error)
-            )
-        )
-    else:
-        checks.append(Check("torch", "torch", Status.passed, _torch_summary(facts.torch)))
+        return [Check("python", "python", Status.failed, message, hint)], False
+    if evidence.probe.facts is None:
+        return [_probe_failure(evidence.probe, evidence.interpreter)], False
+    facts = evidence.probe.facts
+    expect = evidence.expect
+    checks = [_python_check(facts)]
+    usable = facts.torch is not None and not torch_is_broken(facts)
+    if facts.probe_error and not torch_is_broken(facts):
+        checks.append(_probe_bug(facts.probe_error))
+    diagnoses = find_pitfalls(expect, facts, evidence.platform) if usable else ()
+    checks.append(_torch_check(evidence, facts))
+    if usable:
         for accelerator in ACCELERATORS:
             causes = tuple(
                 d.pitfall.title for d in diagnoses if d.pitfall.accelerator is accelerator
             )
             checks.extend(_placement_checks(accelerator, expect, facts, causes))
-    for diagnosis in diagnoses:
-        pitfall, finding = diagnosis.pitfall, diagnosis.finding
-        status = Status.failed if diagnosis.blocking else Status.warned
-        checks.append(
-            Check(f"pitfall.{pitfall.id}", pitfall.title, status, finding.detail, finding.fix)
-        )
-    if facts.torch is not None:
-        checks.append(_torchvision_check(facts.torch, facts.torchvision, expect))
+    checks.extend(_pitfall_check(d) for d in diagnoses)
+    vision = _torchvision_check(facts, expect)
+    if vision is not None:
+        checks.append(vision)
     if evidence.drift is not None:
         checks.append(drift_check(evidence.drift))
-    expected = facts.placements(expect.value)
-    passed = bool(expected) and all(
-        c.status is Status.passed for c in checks if c.id.startswith(f"placement.{expect.value}")
+    passed = (
+        usable
+        and bool(facts.placements(expect.value))
+        and all(
+            c.status is Status.passed
+            for c in checks
+            if c.id.startswith(f"placement.{expect.value}")
+        )
     )
-    return result(passed)
+    return checks, passed
+
+
+def _pitfall_check(diagnosis: Diagnosis) -> Check:
+    pitfall, finding = diagnosis.pitfall, diagnosis.finding
+    status = Status.failed if diagnosis.blocking else Status.warned
+    return Check(f"pitfall.{pitfall.id}", pitfall.title, status, finding.detail, finding.fix)
+
+
+def _probe_bug(error: str) -> Check:
+    return Check(
+        "probe",
+        "probe",
+        Status.failed,
+        f"the probe hit a bug and stopped early: {error}",
+        "report it with the traceback from `--json` (probe.probe.traceback)",
+    )
+
+
+def torch_is_broken(facts: ProbeFacts) -> bool:
+    """torch imports but is not a working PyTorch (a stand-in, half-installed, shadowed)."""
+    torch = facts.torch
+    if torch is None:
+        return False
+    return torch.broken or bool(facts.probe_error and facts.probe_error_origin == "torch")
+
+
+def _torch_check(evidence: Evidence, facts: ProbeFacts) -> Check:
+    torch = facts.torch
+    if torch is None:
+        error = facts.torch_error or "unknown error"
+        return Check(
+            "torch", "torch", Status.failed, f"import torch failed: {error}", import_fix(error)
+        )
+    if torch_is_broken(facts):
+        return Check(
+            "torch",
+            "torch",
+            Status.failed,
+            broken_torch_detail(facts),
+            broken_torch_fix(facts, evidence.drift, evidence.torch_files),
+        )
+    return Check("torch", "torch", Status.passed, _torch_summary(torch))
 
 
 def _probe_failure(run: ProbeRun, interpreter: Interpreter) -> Check:
@@ -298,7 +328,27 @@ def expected_torchvision(torch_version: str) -> str | None:
     return f"0.{int(match.group(1)) + TORCHVISION_MINOR_OFFSET}" if match else None
 
 
-def _torchvision_check(torch: TorchBuild, vision: Torchvision | None, expect: Variant) -> Check:
+def _torchvision_check(facts: ProbeFacts, expect: Variant) -> Check | None:
+    torch, vision = facts.torch, facts.torchvision
+    if torch is None or torch_is_broken(facts) or (vision is not None and not vision.ops_checked):
+        if vision is None or not vision.found:
+            return None
+        why = (
+            "the probe stopped early (see probe above)"
+            if torch is not None and not torch_is_broken(facts)
+            else "torch does not work (see torch above)"
+        )
+        return Check(
+            "torchvision",
+            "torchvision",
+            Status.skipped,
+            f"torchvision {vision.version or '(unknown version)'} is installed; not checked: "
+            + why,
+        )
+    return _judge_torchvision(torch, vision, expect)
+
+
+def _judge_torchvision(torch: TorchBuild, vision: Torchvision | None, expect: Variant) -> Check:
     pair = expected_torchvision(torch.version)
     pair_text = f"torchvision {pair}.x" if pair else "the torchvision built for it"
     reinstall = f"install {pair_text}, the one built for torch {torch.version}: {REINSTALL}"

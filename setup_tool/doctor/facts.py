@@ -37,6 +37,13 @@ class TorchBuild:
     import_seconds: float | None = None
     tf32_possible: bool = False  # TF32 could not be turned off for the check
     warnings: tuple[str, ...] = ()
+    file: str | None = None  # torch.__file__: None for a namespace package
+    path: str | None = None  # the package directory that was imported
+    missing_api: tuple[str, ...] = ()  # "torch.tensor", ...: a torch that is not PyTorch
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.missing_api)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class Torchvision:
     ops_error: str | None = None
     cuda: int | None = None  # torch.ops.torchvision._cuda_version(): 13000, or -1 for CPU builds
     nms: Mapping[str, NmsRun] = field(default_factory=dict)
+    ops_checked: bool = True  # False: found, but torch did not work, so its ops were not tried
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,8 @@ class ProbeFacts:
     placement: tuple[Placement, ...] = ()
     torchvision: Torchvision | None = None
     seconds: float | None = None
-    probe_error: str | None = None  # a bug in the probe itself, caught and recorded
+    probe_error: str | None = None  # an error that stopped the probe, caught and recorded
+    probe_error_origin: str = "probe"  # "torch": raised inside torch's files; "probe": a bug
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def placements(self, accelerator: str) -> tuple[Placement, ...]:
@@ -157,6 +166,7 @@ def parse_probe(data: Any) -> ProbeFacts:
         torchvision=_torchvision(data["torchvision"]) if data.get("torchvision") else None,
         seconds=probe.get("seconds"),
         probe_error=probe.get("error"),
+        probe_error_origin=str(probe.get("error_origin") or "probe"),
         raw=data,
     )
 
@@ -187,6 +197,9 @@ def _torch(torch: Mapping[str, Any]) -> TorchBuild:
         import_seconds=torch.get("import_seconds"),
         tf32_possible=bool(tf32.get("tf32_possible", tf32.get("forced_by_env"))),
         warnings=tuple(torch.get("warnings") or ()),
+        file=torch.get("file"),
+        path=torch.get("path"),
+        missing_api=tuple(torch.get("missing_api") or ()),
     )
 
 
@@ -238,4 +251,5 @@ def _torchvision(entry: Mapping[str, Any]) -> Torchvision:
         ops_error=entry.get("ops_error"),
         cuda=entry.get("cuda"),
         nms=nms,
+        ops_checked=bool(entry.get("ops_checked", True)),
     )

@@ -4,7 +4,8 @@ Each ``Pitfall`` names the accelerator it breaks and a pure function that looks 
 facts (what the target interpreter saw) and this machine's ``Platform`` (what setup-tool
 detected) and returns a ``Finding`` (what is wrong, and the fix) or None. ``find_pitfalls``
 runs the table; a finding for the expected accelerator is a failure, for another a warning.
-Sources for each fact are in ``shared/design/FACTS.md``.
+Each fact's public source is in a comment beside the pitfall that uses it; ``docs/facts.md``
+collects them.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class Pitfall:
 
 
 def _cpu_only_torch(ctx: Context) -> Finding | None:
+    # torch.version.cuda is None on CPU-only builds, and they raise "Torch not compiled with
+    # CUDA enabled" (PyTorch documentation, torch.version / torch.cuda).
     torch = ctx.facts.torch
     if torch is None or torch.cuda or torch.hip or not ctx.has_nvidia_driver:
         return None
@@ -110,6 +113,7 @@ def _cpu_only_torch(ctx: Context) -> Finding | None:
 
 
 def _no_nvidia_driver(ctx: Context) -> Finding | None:
+    # The minimum driver per CUDA major: NVIDIA, "CUDA Compatibility" (setup_tool.variants).
     torch = ctx.facts.torch
     if ctx.has_nvidia_driver or (torch is not None and torch.cuda_available):
         return None
@@ -265,6 +269,8 @@ def _arch_number(arch: str) -> int:
 
 
 def _cuda_visible_devices(ctx: Context) -> Finding | None:
+    # CUDA_VISIBLE_DEVICES hides the GPUs it does not list from CUDA (NVIDIA, "CUDA C++
+    # Programming Guide", "CUDA Environment Variables"); NVML, which detect reads, ignores it.
     value = ctx.facts.environment.get("CUDA_VISIBLE_DEVICES")
     if value is None:
         return None
@@ -292,6 +298,8 @@ def _cuda_visible_devices(ctx: Context) -> Finding | None:
 
 
 def _rosetta(ctx: Context) -> Finding | None:
+    # An x86_64 Python under Rosetta gets no MPS (pytorch/pytorch#146236); sysctl
+    # sysctl.proc_translated is 1 there (Apple, "About the Rosetta translation environment").
     if not ctx.rosetta:
         return None
     return Finding(
@@ -304,6 +312,7 @@ def _rosetta(ctx: Context) -> Finding | None:
 
 
 def _macos_too_old(ctx: Context) -> Finding | None:
+    # PyTorch 2.10 and later need macOS 14.0 for MPS (pytorch/pytorch#177819).
     version = _version(ctx.macos_version)
     if ctx.facts.system != "darwin" or version is None or version >= Version(MPS_MIN_MACOS):
         return None
@@ -316,6 +325,7 @@ def _macos_too_old(ctx: Context) -> Finding | None:
 
 
 def _mps_not_built(ctx: Context) -> Finding | None:
+    # is_built() against is_available() (PyTorch documentation, "MPS backend").
     torch = ctx.facts.torch
     if ctx.facts.system != "darwin" or torch is None or torch.mps_built or ctx.rosetta:
         return None

@@ -3,7 +3,7 @@
 It needs only the standard library and torch, so it runs in any environment, and standalone:
 ``python setup_tool/doctor/probe.py > probe.json`` records a machine for ``tests/data/``.
 It records facts and measurements only; every judgement (tolerances, pitfalls, exit codes)
-is made by setup-tool from this JSON (``setup_tool.doctor.diagnose``), so a recorded probe can
+is made by setup-tool from this JSON (``setup_tool.doctor.checks``), so a recorded probe can
 be re-judged in tests.
 
 Robustness rules, because this is the part that meets broken environments:
@@ -44,7 +44,11 @@ ENVIRONMENT_VARIABLES = (
     "PYTORCH_ENABLE_MPS_FALLBACK",
     "PYTORCH_MPS_HIGH_WATERMARK_RATIO",
     "LD_LIBRARY_PATH",
+    "PYTHONPATH",
 )
+# Variables with these prefixes change how collectives run (NCCL's, PyTorch's NCCL and gloo
+# settings); every one that is set is recorded, so a forgotten NCCL_P2P_DISABLE=1 shows.
+ENVIRONMENT_PREFIXES = ("NCCL_", "TORCH_NCCL_", "GLOO_", "TORCH_DISTRIBUTED_")
 
 # Sizes of the placement work: big enough to run real kernels (cuDNN / cuBLAS / MPS graphs),
 # small enough to take milliseconds on a CPU. Inner dimensions are 144 (conv) and 256
@@ -69,6 +73,7 @@ def main() -> int:
         _collect(report)
     except Exception as exc:  # a probe bug must still leave a JSON document behind
         report["probe"]["error"] = _error_text(exc)
+        report["probe"]["error_origin"] = _error_origin(exc, report.get("torch"))
         report["probe"]["traceback"] = traceback.format_exc(limit=6)[-2000:]
     report["probe"]["seconds"] = round(time.perf_counter() - started, 3)
     os.write(json_out, (json.dumps(report, indent=2) + "\n").encode())
@@ -77,16 +82,21 @@ def main() -> int:
 
 def _collect(report: dict[str, Any]) -> None:
     report["python"] = _python_facts()
-    report["environment"] = {k: os.environ.get(k) for k in ENVIRONMENT_VARIABLES}
+    report["environment"] = _environment()
     report["nvidia_driver"] = _nvidia_driver()
     report["torch"] = None
     report["devices"] = []
     report["placement"] = []
-    report["torchvision"] = None
+    # Where torchvision is needs no torch: recorded first, so a torch that breaks the probe
+    # later still leaves "torchvision 0.29.1 is installed" in the report.
+    report["torchvision"] = _torchvision_location()
     torch_facts, torch = _import_torch()
     report["torch"] = torch_facts
     if torch is None:
         return
+    torch_facts["missing_api"] = _missing_api(torch)
+    if torch_facts["missing_api"]:
+        return  # a stand-in or half-installed torch: every later stage would trip over it
     _stage("inspecting backends")
     _backends(torch, torch_facts)
     report["devices"] = _cuda_devices(torch, torch_facts)
@@ -101,7 +111,15 @@ def _collect(report: dict[str, Any]) -> None:
     finally:
         _restore_tf32(torch, tf32)
     _stage("torchvision")
-    report["torchvision"] = _torchvision(torch, devices)
+    _torchvision_ops(torch, devices, report["torchvision"])
+
+
+def _environment() -> dict[str, str | None]:
+    environment = {k: os.environ.get(k) for k in ENVIRONMENT_VARIABLES}
+    for name in sorted(os.environ):
+        if name.startswith(ENVIRONMENT_PREFIXES):
+            environment[name] = os.environ[name]
+    return environment
 
 
 def _claim_stdout() -> int:
@@ -122,6 +140,18 @@ def _error_text(exc: BaseException) -> str:
     """``Type: message``, cut to a readable length (torch errors can list every backend)."""
     text = f"{type(exc).__name__}: {str(exc).strip()}"
     return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + " ..."
+
+
+def _error_origin(exc: BaseException, torch_facts: dict[str, Any] | None) -> str:
+    """ "torch" when the error was raised inside torch's own files (a torch broken in a way the
+    API check missed), else "probe" (a bug in this script)."""
+    torch_dir = (torch_facts or {}).get("path")
+    frames = traceback.extract_tb(exc.__traceback__)
+    if torch_dir and frames and frames[-1].filename.startswith(torch_dir + os.sep):
+        return "torch"
+    if isinstance(exc, AttributeError) and str(exc).startswith("module 'torch"):
+        return "torch"
+    return "probe"
 
 
 def _python_facts() -> dict[str, Any]:
@@ -156,7 +186,8 @@ def _nvidia_driver() -> dict[str, Any]:
     """The kernel driver's version and the newest CUDA it supports, as this process sees them.
 
     The CUDA version is what conda uses for ``__cuda``: ``cuDriverGetVersion`` from libcuda
-    (FACTS.md, "Virtual packages"); it needs no ``cuInit`` and so no visible GPU.
+    (conda's ``conda/plugins/virtual_packages/cuda.py``; conda documentation, "Managing virtual
+    packages"); it needs no ``cuInit`` and so no visible GPU.
     """
     facts: dict[str, Any] = {"version": None, "cuda": None, "error": None}
     for path in ("/sys/module/nvidia/version", "/proc/driver/nvidia/version"):
@@ -194,14 +225,56 @@ def _import_torch() -> tuple[dict[str, Any], Any]:
     facts["import_seconds"] = round(time.perf_counter() - started, 3)
     facts.update(
         imported=True,
-        version=str(torch.__version__),
-        path=str(Path(torch.__file__ or "").parent),
-        cuda=torch.version.cuda,
-        hip=getattr(torch.version, "hip", None),
-        debug=bool(getattr(torch.version, "debug", False)),
+        version=str(getattr(torch, "__version__", "") or ""),
+        # __file__ is None for a namespace package: a directory named torch without
+        # __init__.py (a leftover, or a checkout on the path) shadowing the real one.
+        file=getattr(torch, "__file__", None),
+        path=_package_dir(torch),
+        cuda=getattr(getattr(torch, "version", None), "cuda", None),
+        hip=getattr(getattr(torch, "version", None), "hip", None),
+        debug=bool(getattr(getattr(torch, "version", None), "debug", False)),
         warnings=[str(w.message) for w in caught],
     )
     return facts, torch
+
+
+def _package_dir(module: Any) -> str | None:
+    locations = list(getattr(module, "__path__", None) or ())
+    if locations:
+        return str(locations[0])
+    file = getattr(module, "__file__", None)
+    return str(Path(file).parent) if file else None
+
+
+# What the probe (and any training script) uses of torch. A module named torch that lacks
+# these is not a working PyTorch: a stand-in, a half-deleted install, a namespace package.
+TORCH_API = (
+    "__version__",
+    "version.cuda",
+    "tensor",
+    "zeros",
+    "randn",
+    "device",
+    "Generator",
+    "float32",
+    "float64",
+    "nn.functional.conv2d",
+    "cuda.is_available",
+    "backends.cudnn",
+    "ops",
+)
+
+
+def _missing_api(torch: Any) -> list[str]:
+    missing = []
+    for dotted in TORCH_API:
+        target = torch
+        try:
+            for part in dotted.split("."):
+                target = getattr(target, part)
+        except Exception:  # AttributeError, or a lazy submodule whose import fails
+            missing.append("torch." + dotted)
+    return missing
 
 
 def _backends(torch: Any, facts: dict[str, Any]) -> None:
@@ -393,15 +466,8 @@ def _placement(torch: Any, name: str, tf32: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _torchvision(torch: Any, devices: list[str]) -> dict[str, Any]:
-    """Whether torchvision's compiled ops load into this torch, and nms runs on each device.
-
-    ``import torchvision`` would pull in torch._dynamo (over a second on a small CPU); its
-    failure mode for a mismatched build ("operator torchvision::nms does not exist") comes from
-    its compiled ops failing to load, which this checks directly, with the loader's own error
-    (usually an undefined symbol) instead of the symptom.
-    """
-    import importlib.machinery
+def _torchvision_location() -> dict[str, Any]:
+    """Whether torchvision is installed, where, and its version: no import, no torch needed."""
     import importlib.util
 
     facts: dict[str, Any] = {
@@ -410,6 +476,7 @@ def _torchvision(torch: Any, devices: list[str]) -> dict[str, Any]:
         "path": None,
         "ops_loaded": False,
         "ops_error": None,
+        "ops_checked": False,
         "cuda": None,
         "nms": {},
     }
@@ -421,26 +488,30 @@ def _torchvision(torch: Any, devices: list[str]) -> dict[str, Any]:
         return facts
     package_dir = next(iter(spec.submodule_search_locations))
     facts.update(found=True, path=package_dir, version=_torchvision_version(package_dir))
-    finder = importlib.machinery.FileFinder(
-        package_dir,
-        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
-    )
-    # torchvision 0.29 builds its ops against torch's stable ABI (_C_stable); older ones: _C.
-    library = None
-    for name in ("_C_stable", "_C"):
-        found = finder.find_spec(name)
-        if found is not None:
-            library = found.origin
-            break
+    return facts
+
+
+def _torchvision_ops(torch: Any, devices: list[str], facts: dict[str, Any]) -> None:
+    """Whether torchvision's compiled ops load into this torch, and nms runs on each device.
+
+    ``import torchvision`` would pull in torch._dynamo (over a second on a small CPU); its
+    failure mode for a mismatched build ("operator torchvision::nms does not exist") comes from
+    its compiled ops failing to load, which this checks directly, with the loader's own error
+    (usually an undefined symbol) instead of the symptom.
+    """
+    if not facts["found"]:
+        return
+    facts["ops_checked"] = True
+    library = _torchvision_library(facts["path"])
     if library is None:
-        facts["ops_error"] = "no compiled ops library (_C_stable or _C) in " + package_dir
-        return facts
+        facts["ops_error"] = "no compiled ops library (_C_stable or _C) in " + facts["path"]
+        return
     try:
         torch.ops.load_library(library)
         facts["ops_loaded"] = True
     except Exception as exc:
         facts["ops_error"] = _error_text(exc)
-        return facts
+        return
     try:
         facts["cuda"] = int(torch.ops.torchvision._cuda_version())
     except Exception:
@@ -454,17 +525,33 @@ def _torchvision(torch: Any, devices: list[str]) -> dict[str, Any]:
             facts["nms"][name] = {"ok": kept.cpu().tolist() == [0, 2], "error": None}
         except Exception as exc:
             facts["nms"][name] = {"ok": False, "error": _error_text(exc)}
-    return facts
+
+
+def _torchvision_library(package_dir: str) -> str | None:
+    import importlib.machinery
+
+    finder = importlib.machinery.FileFinder(
+        package_dir,
+        (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+    )
+    # torchvision 0.29 builds its ops against torch's stable ABI (_C_stable); older ones: _C.
+    for name in ("_C_stable", "_C"):
+        found = finder.find_spec(name)
+        if found is not None:
+            return found.origin
+    return None
 
 
 def _torchvision_version(package_dir: str) -> str | None:
-    try:
-        text = (Path(package_dir) / "version.py").read_text()
-        match = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", text)
+    # version.py in releases; a bare __version__ in __init__.py in some builds and stand-ins.
+    for name in ("version.py", "__init__.py"):
+        try:
+            text = (Path(package_dir) / name).read_text()
+        except OSError:
+            continue
+        match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
         if match:
             return match.group(1)
-    except OSError:
-        pass
     try:
         from importlib.metadata import version
 

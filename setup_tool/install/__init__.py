@@ -21,28 +21,30 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool import __version__
-from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
+from setup_tool.errors import LockfileInvalid, LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
-from setup_tool.install.compat import MachineFacts, check_machine
-from setup_tool.install.download import PackageCache, download_sizes, fetch_all
+from setup_tool.install.compat import MachineCheck, MachineFacts, assess
+from setup_tool.install.download import PackageCache, fetch_all, local_sizes
 from setup_tool.install.lockread import LockedPlatform, read_locked_platform
 from setup_tool.install.plan import Plan, make_plan
 from setup_tool.install.progress import Progress
+from setup_tool.install.request import InstallRequest, install_request, machine_facts
 from setup_tool.interpreter import prefix_python
 
-__all__ = ["InstallRequest", "InstallResult", "MachineFacts", "install"]
+__all__ = [
+    "InstallRequest",
+    "InstallResult",
+    "MachineFacts",
+    "install",
+    "install_request",
+    "machine_facts",
+]
 
-
-@dataclass(frozen=True)
-class InstallRequest:
-    lockfile: Path
-    prefix: Path
-    platform: str  # this machine's conda subdir
-    machine: MachineFacts
-    cache_root: Path
-    categories: tuple[str, ...] = ("main",)
-    dry_run: bool = False
-    refresh_hint: str = ""  # how to re-create the lockfile, for error hints
+# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+UNKNOWN_SIZES_NOTE = (
+    "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
+    "packages already in the cache and of file:// packages are counted"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class InstallResult:
             "downloaded": self.downloaded,
             "reused_from_cache": self.reused,
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
         }
 
 
@@ -79,9 +82,16 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     if not request.dry_run and (fast := _unchanged(request, started)) is not None:
         return fast
     locked = read_locked_platform(
-        request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
+        request.lockfile,
+        request.platform,
+        request.categories,
+        refresh_hint=request.refresh_hint,
+        allow_unverified=request.allow_unverified,
     )
-    _refuse_mismatch(locked, request.machine)
+    check = assess(locked, request.machine)
+    _refuse_mismatch(locked, check, request)
+    _refuse_pip(locked)
+    warnings = (*locked.warnings, *check.warnings)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
@@ -89,8 +99,10 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         _check_replaceable(prefix)
         current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
         missing = [p for p in locked.packages if not cache.has(p)]
-        plan = make_plan(locked, current, cache, sizes=download_sizes(missing))
-        return _result("dry-run", request, prefix, plan, started)
+        plan = make_plan(
+            locked, current, cache, sizes=local_sizes(missing), size_note=UNKNOWN_SIZES_NOTE
+        )
+        return _result("dry-run", request, prefix, plan, started, warnings=warnings)
 
     _check_replaceable(prefix)  # before the lock file is made next to it
     _check_writable(prefix)
@@ -104,7 +116,8 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             # Same packages from a lockfile whose bytes changed (relocked, reformatted):
             # record it, so the next run takes the fast path.
             prefixes.write_state(prefix, _state(locked, request))
-            return _result("up-to-date", request, prefix, plan, started)
+            return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
+        cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
             fetched = _fetch(locked, cache, progress)
             _crash_point("after-fetch")
@@ -115,7 +128,14 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             raise
         downloaded = sum(1 for f in fetched if not f.cached)
         return _result(
-            "installed", request, prefix, plan, started, downloaded, len(fetched) - downloaded
+            "installed",
+            request,
+            prefix,
+            plan,
+            started,
+            downloaded,
+            len(fetched) - downloaded,
+            warnings=warnings,
         )
 
 
@@ -155,13 +175,37 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
     return _result("up-to-date", request, prefix, plan, started)
 
 
-def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
-    problems = check_machine(locked, machine)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LockfileMismatch(
-            f"{locked.path.name} does not fit this machine: {problems[0].reason}{more}",
-            problems[0].fix,
+def _refuse_mismatch(locked: LockedPlatform, check: MachineCheck, request: InstallRequest) -> None:
+    """Refuse with every reason, in order (platform, CUDA, glibc, macOS, other), and every fix.
+
+    A CUDA refusal may point at the project's cpu variant (``request.cpu_alternative``), never
+    at another installer: conda-lock or conda would put the same CUDA environment on a machine
+    that cannot run it.
+    """
+    if check.fits:
+        return
+    problems = check.mismatches
+    reasons = "; ".join(p.reason for p in problems)
+    fixes = list(dict.fromkeys(p.fix for p in problems))
+    if request.cpu_alternative and any(p.kind == "cuda" for p in problems):
+        fixes.append(request.cpu_alternative)
+    count = f" ({len(problems)} reasons)" if len(problems) > 1 else ""
+    raise LockfileMismatch(
+        f"{locked.path.name} does not fit this machine{count}: {reasons}",
+        "; ".join(fixes),
+        reasons=tuple(p.to_json() for p in problems),
+    )
+
+
+def _refuse_pip(locked: LockedPlatform) -> None:
+    """A lock that fits this machine but has pip packages, which this installer skips."""
+    if locked.pip_packages:
+        names = ", ".join(locked.pip_packages[:5])
+        more = f" and {len(locked.pip_packages) - 5} more" if len(locked.pip_packages) > 5 else ""
+        raise LockfileInvalid(
+            f"{locked.path} fits this machine but has pip packages for {locked.platform} "
+            f"({names}{more}), which setup-tool does not install",
+            "install this lock with `conda-lock install`, or move those packages to conda ones",
         )
 
 
@@ -204,9 +248,13 @@ def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
 
 
 def _foreign(prefix: Path) -> UsageError:
+    hint = "choose another --prefix: a new or empty directory, or an environment setup-tool made"
+    if prefix.is_symlink() or not prefix.is_dir():
+        kind = "a symbolic link" if prefix.is_symlink() else "a file, not a directory"
+        return UsageError(f"{prefix} is {kind}; it was left untouched", hint)
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
-        "choose another --prefix, or remove that directory yourself if it is not needed",
+        f"{hint}, or remove that directory yourself if it is not needed",
     )
 
 
@@ -288,6 +336,7 @@ def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
                 "version": p.version,
                 "build": p.build,
                 "sha256": p.sha256,
+                "md5": p.md5,
                 "url": p.url,
             }
             for p in sorted(locked.packages, key=lambda p: p.name)
@@ -305,6 +354,8 @@ def _result(
     started: float,
     downloaded: int = 0,
     reused: int = 0,
+    *,
+    warnings: Sequence[str] = (),
 ) -> InstallResult:
     return InstallResult(
         status=status,
@@ -316,6 +367,7 @@ def _result(
         seconds=time.monotonic() - started,
         downloaded=downloaded,
         reused=reused,
+        warnings=tuple(warnings),
     )
 
 

@@ -51,7 +51,7 @@ def _records(fetched: Sequence[Fetched]) -> list[Any]:
             noarch=index.noarch,
             depends=list(index.depends),
             constrains=list(index.constrains),
-            sha256=bytes.fromhex(package.sha256),
+            sha256=bytes.fromhex(item.sha256 or package.sha256),
             md5=bytes.fromhex(package.md5) if package.md5 else None,
             size=item.path.stat().st_size,
             license=index.license,

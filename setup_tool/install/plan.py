@@ -28,8 +28,10 @@ class Plan:
     change: tuple[Change, ...]
     keep: tuple[str, ...]
     to_download: tuple[LockedPackage, ...]
-    download_bytes: int | None = None  # None: unknown (a server did not say)
+    download_bytes: int | None = None  # None: not every size is known
     unknown_sizes: tuple[str, ...] = field(default_factory=tuple)
+    known_bytes: int = 0  # the sizes that are known
+    size_note: str | None = None  # why sizes are unknown, when some are
 
     @property
     def up_to_date(self) -> bool:
@@ -44,8 +46,22 @@ class Plan:
             "download": {
                 "packages": len(self.to_download),
                 "bytes": self.download_bytes,
+                "known_bytes": self.known_bytes,
+                "unknown_sizes": len(self.unknown_sizes),
+                "size_note": self.size_note,
             },
         }
+
+
+def _same_archive(old: Mapping[str, str], package: LockedPackage) -> bool:
+    """Whether the installed record is this very archive: a rebuild changes the hash, not the
+    version. Compared by the hash the lock has (md5 for md5-only packages); an unverified
+    package (no hash in the lock) by version and build."""
+    if package.hash_kind == "sha256":
+        return old.get("sha256") == package.sha256
+    if package.hash_kind == "md5":
+        return old.get("md5") == package.md5
+    return (old.get("version"), old.get("build")) == (package.version, package.build)
 
 
 def make_plan(
@@ -53,6 +69,7 @@ def make_plan(
     current: Mapping[str, Mapping[str, str]],
     cache: PackageCache,
     sizes: Mapping[str, int | None] | None = None,
+    size_note: str | None = None,
 ) -> Plan:
     """Compare the lock with what is installed (name → version, build, sha256; see
     ``prefix.installed_records``) and with what is already cached."""
@@ -61,7 +78,7 @@ def make_plan(
         old = current.get(package.name)
         if old is None:
             add.append(package)
-        elif old.get("sha256") != package.sha256:  # a rebuild changes the hash, not the version
+        elif not _same_archive(old, package):
             change.append(
                 Change(
                     package.name,
@@ -74,22 +91,23 @@ def make_plan(
     wanted = {p.name for p in locked.packages}
     remove = sorted(name for name in current if name not in wanted)
     to_download = tuple(p for p in locked.packages if not cache.has(p))
-    total: int | None = 0
+    known = 0
     unknown = []
     for package in to_download:
         size = (sizes or {}).get(package.name)
         if size is None:
             unknown.append(package.name)
-        elif total is not None:
-            total += size
-    if unknown and sizes is not None:
-        total = None
+        else:
+            known += size
+    total = known if sizes is not None and not unknown else None
     return Plan(
         add=tuple(add),
         remove=tuple(remove),
         change=tuple(change),
         keep=tuple(keep),
         to_download=to_download,
-        download_bytes=total if sizes is not None else None,
+        download_bytes=total,
         unknown_sizes=tuple(unknown) if sizes is not None else (),
+        known_bytes=known,
+        size_note=size_note if unknown else None,
     )

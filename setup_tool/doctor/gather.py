@@ -3,19 +3,23 @@
 The slow parts overlap: the probe (seconds, mostly ``import torch`` in the target interpreter)
 runs in a worker thread while detection and the lock comparison (conda-lock's import alone is
 about a second) run beside it. Only the default interpreter has to wait for detection, because
-it is the detected variant's environment.
+it is the detected variant's environment. Each step is announced to a ``DoctorProgress``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from setup_tool.detect import Detection, Overrides, detect, overrides_from
-from setup_tool.doctor.checks import Evidence, judge
+from setup_tool.doctor.broken_torch import TORCH_INIT
+from setup_tool.doctor.checks import Evidence, judge, torch_is_broken
 from setup_tool.doctor.drift import Drift, check_drift
 from setup_tool.doctor.launch import DEFAULT_PROBE_TIMEOUT_S, ProbeRun, run_probe
+from setup_tool.doctor.package_files import PackageFiles, conda_prefix_of, package_owning
+from setup_tool.doctor.progress import DoctorProgress
 from setup_tool.doctor.result import DoctorResult
 from setup_tool.errors import UsageError
 from setup_tool.interpreter import Interpreter, resolve_interpreter
@@ -23,6 +27,15 @@ from setup_tool.runner import Runner, run_command
 from setup_tool.variants import Variant, VariantChoice
 
 Detector = Callable[[Overrides, Mapping[str, str]], Detection]
+
+
+@dataclass(frozen=True)
+class _Gathered:
+    detection: Detection
+    interpreter: Interpreter | None
+    interpreter_error: tuple[str, str | None] | None
+    probe: ProbeRun | None
+    drift: Drift | None
 
 
 def run_doctor(
@@ -35,12 +48,42 @@ def run_doctor(
     runner: Runner = run_command,
     timeout: float = DEFAULT_PROBE_TIMEOUT_S,
     detector: Detector = detect,
+    progress: DoctorProgress | None = None,
 ) -> DoctorResult:
     """Check the target interpreter's torch against the expected accelerator."""
     if python is not None and prefix is not None:
         raise UsageError("--python and --prefix name the same thing; give one of them")
+    progress = progress or DoctorProgress()
     # --expect > SETUP_TOOL_VARIANT > detection, as for --variant everywhere else.
     overrides = overrides_from(expect, environ, flag_name="--expect")
+    found = _gather(python, prefix, root, overrides, environ, runner, timeout, detector, progress)
+    expect_variant, source = _expected(found.detection)
+    evidence = Evidence(
+        expect=expect_variant,
+        expect_source=source,
+        platform=found.detection.platform,
+        interpreter=found.interpreter,
+        interpreter_error=found.interpreter_error,
+        probe=found.probe,
+        drift=found.drift,
+    )
+    evidence = replace(evidence, torch_files=_torch_files(evidence, progress))
+    progress.done()
+    return judge(evidence)
+
+
+def _gather(
+    python: Path | None,
+    prefix: Path | None,
+    root: Path,
+    overrides: Overrides,
+    environ: Mapping[str, str],
+    runner: Runner,
+    timeout: float,
+    detector: Detector,
+    progress: DoctorProgress,
+) -> _Gathered:
+    """Detection, the probe and the lock comparison, overlapped in threads."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="doctor") as pool:
         detection_job = pool.submit(detector, overrides, environ)
         explicit = python is not None or prefix is not None
@@ -49,6 +92,7 @@ def run_doctor(
         probe_job: Future[ProbeRun] | None = None
         drift_job: Future[Drift] | None = None
         if interpreter is not None:
+            progress.step(f"probing {interpreter.python} (imports torch)")
             probe_job = pool.submit(run_probe, interpreter.python, runner=runner, timeout=timeout)
             if interpreter.prefix is not None:
                 drift_job = pool.submit(check_drift, interpreter.prefix, root)
@@ -57,18 +101,19 @@ def run_doctor(
         drift = drift_job.result() if drift_job else None
     if drift is None and interpreter is not None:
         drift = check_drift(_prefix_from_probe(probe), root, detection.platform.subdir)
-    expect_variant, source = _expected(detection)
-    return judge(
-        Evidence(
-            expect=expect_variant,
-            expect_source=source,
-            platform=detection.platform,
-            interpreter=interpreter,
-            interpreter_error=interpreter_error,
-            probe=probe,
-            drift=drift,
-        )
-    )
+    return _Gathered(detection, interpreter, interpreter_error, probe, drift)
+
+
+def _torch_files(evidence: Evidence, progress: DoctorProgress) -> PackageFiles | None:
+    """torch's conda package and its files, when torch imports but does not work."""
+    facts = evidence.probe.facts if evidence.probe else None
+    if facts is None or facts.torch is None or not torch_is_broken(facts) or not facts.torch.path:
+        return None
+    owner = conda_prefix_of(Path(facts.torch.path))
+    if owner is None:
+        return None
+    progress.step(f"checking torch's files in {owner} against its conda package")
+    return package_owning(owner, TORCH_INIT)
 
 
 def _resolve(

@@ -13,8 +13,9 @@ process never imports torch, and nothing here imports conda-lock or py-rattler a
 
 from __future__ import annotations
 
+from setup_tool.doctor.collective import CollectiveOptions
 from setup_tool.doctor.gather import run_doctor
 from setup_tool.doctor.progress import DoctorProgress
 from setup_tool.doctor.result import Check, DoctorResult, Status
 
-__all__ = ["Check", "DoctorProgress", "DoctorResult", "Status", "run_doctor"]
+__all__ = ["Check", "CollectiveOptions", "DoctorProgress", "DoctorResult", "Status", "run_doctor"]

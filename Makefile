@@ -5,12 +5,17 @@ BIN := $(VENV)/bin
 # The tool's own virtualenv is bootstrapped once; the stamp file tracks pyproject.toml.
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# The end-to-end test's wheels (real torch CPU + its dependencies), fetched once, pinned by
+# sha256 in tests/e2e-wheels.txt. E2E_PIP_ARGS adds pip options, e.g. an --extra-index-url.
+E2E_WHEELS := .cache/e2e-wheels
+E2E_STAMP := $(E2E_WHEELS)/.fetched
+E2E_PIP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help env test lint detect lock lock-check install doctor bench report clean
+.PHONY: help env test e2e-wheels lint detect lock lock-check install doctor bench report clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-11s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +32,14 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 env: $(STAMP) ## Detect this machine, lock if needed, install the environment, check it
 	$(BIN)/setup-tool env
 
-test: $(TEST_STAMP) ## Lint (ruff, mypy) and run the tests (pytest)
+$(E2E_STAMP): tests/e2e-wheels.txt | $(BIN)/python
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps --require-hashes \
+		-r tests/e2e-wheels.txt -d $(E2E_WHEELS) $(E2E_PIP_ARGS)
+	@touch $@
+
+e2e-wheels: $(E2E_STAMP) ## Fetch the end-to-end test's wheels once (torch CPU + deps, ~215 MB)
+
+test: $(TEST_STAMP) $(E2E_STAMP) ## Lint (ruff, mypy) and run every test, slow ones included
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

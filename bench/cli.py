@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bench.config import CAPTURES, LOOPS, LOSSES, PRECISIONS, BenchConfig, make_config
-from bench.errors import EXIT_INTERRUPTED, EXIT_USAGE, BenchError
+from .config import BenchConfig, configs_for
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, BenchError
+from .options import KINDS, OPTIONS, Option
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,12 @@ def _print_error(message: str, hint: str | None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
+def help_text(option: Option) -> str:
+    """An option's help with its default, as both ``python -m bench`` and setup-tool show it."""
+    default = option.default_text
+    return f"{option.help} Default: {default}." if default else option.help
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m bench",
@@ -39,62 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
             "and optionally the fast and throughput loops; write one JSON result per run."
         ),
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (best here), cpu, cuda, cuda:N, mps, or all (each in turn). Default: auto.",
-    )
-    p.add_argument(
-        "--loop",
-        default="seed",
-        choices=[*LOOPS, "all"],
-        help="seed: the faithful 2022 loop; fast: same training, overhead removed; "
-        "throughput: large batch, bf16, compiled; all: each in turn. Default: seed.",
-    )
-    p.add_argument(
-        "--epochs", type=int, default=1, help="Epochs to time (20 = the seed's). Default: 1."
-    )
-    p.add_argument("--max-steps", type=int, help="Stop each epoch after N steps (short runs).")
-    p.add_argument("--batch-size", type=int, help="Default: 16 (seed, fast), 4096 (throughput).")
-    p.add_argument("--lr", type=float, help="Adam learning rate. Default: 1e-4 (the seed's).")
-    p.add_argument("--seed", type=int, default=0, help="Random seed. Default: 0.")
-    p.add_argument("--warmup-steps", type=int, help="Untimed steps before the first epoch.")
-    p.add_argument("--capture", choices=CAPTURES, default="auto", help="fast/throughput only.")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fast/throughput only.")
-    p.add_argument("--loss", choices=LOSSES, help="seed: softmax into CrossEntropyLoss.")
-    p.add_argument("--test-limit", type=int, help="Evaluate on the first N test images only.")
-    p.add_argument("--data-dir", type=Path, help="Another copy of the four MNIST files.")
-    p.add_argument("--results-dir", type=Path, default=Path("results"), help="Default: results/.")
-    p.add_argument("--label", help="This machine's name in reports. Default: the host name.")
-    p.add_argument("--lock-hash", help="The environment's lock hash, recorded in the result.")
-    p.add_argument("--json", action="store_true", help="Print a JSON summary on stdout.")
+    for option in OPTIONS:
+        if option.kind == "flag":
+            p.add_argument(option.flag, action="store_true", help=help_text(option))
+        else:
+            p.add_argument(
+                option.flag,
+                type=KINDS[option.kind],
+                default=option.default,
+                choices=option.choices,
+                metavar=option.metavar,
+                help=help_text(option),
+            )
     return p
 
 
 def configs_from(args: argparse.Namespace, devices: Sequence[str]) -> list[BenchConfig]:
-    loops = LOOPS if args.loop == "all" else (args.loop,)
-    return [
-        make_config(
-            loop,
-            device=device,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            warmup_steps=args.warmup_steps,
-            loss=args.loss,
-            capture=args.capture,
-            precision=args.precision,
-            test_limit=args.test_limit,
-            data_dir=args.data_dir,
-            results_dir=args.results_dir,
-            label=args.label,
-            lock_hash=args.lock_hash,
-        )
-        for device in devices
-        for loop in loops
-    ]
+    return configs_for(vars(args), devices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,11 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Validate what needs no torch first, so bad flags fail fast.
         configs_from(args, ["cpu"])
-        from bench.data import verify
-        from bench.devices import resolve
-        from bench.progress import make_progress
-        from bench.results import ensure_writable
-        from bench.run import run_all
+        from .torchcheck import require_torch
+
+        require_torch()
+        from .data import verify
+        from .devices import resolve
+        from .progress import make_progress
+        from .results import ensure_writable
+        from .run import run_all
 
         configs = configs_from(args, resolve(args.device))
         files = verify(args.data_dir)

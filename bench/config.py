@@ -7,11 +7,12 @@ recorded in the result next to the request, so a result says both.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchUsageError
+from .errors import BenchUsageError
 
 LOOPS = ("seed", "fast", "throughput")
 CAPTURES = ("auto", "none", "compile", "graph", "compile-graph", "reduce-overhead")
@@ -30,6 +31,9 @@ LOOP_DEFAULTS: dict[str, dict[str, Any]] = {
 SEED_LR = 1e-4
 TRAIN_SAMPLES = 60_000
 TEST_SAMPLES = 10_000
+# A short run (--max-steps) evaluates on as many test images as an epoch trained on, at least
+# this many: all 10,000 took 147 s of a 50-step "quick check" of the seed loop on a 2-core CPU.
+SHORT_RUN_MIN_TEST = 1_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class BenchConfig:
     cudnn_benchmark: bool | None = None  # None: the loop decides (seed: torch's default)
     compile_optimizer: bool | None = None  # None: with compile-graph on CUDA
     test_limit: int | None = None  # evaluate on the first N test images only
+    test_limit_auto: bool = False  # test_limit was chosen for a short run, not asked for
     data_dir: Path | None = None  # None: the copy bundled with this package
     results_dir: Path = Path("results")
     label: str | None = None  # the machine's name in reports; default: the host name
@@ -72,17 +77,40 @@ class BenchConfig:
         )
 
 
+def loops_for(loop: str) -> tuple[str, ...]:
+    """The loops a ``--loop`` value names, in the order they run."""
+    return LOOPS if loop == "all" else (loop,)
+
+
+def configs_for(values: Mapping[str, object], devices: Sequence[str]) -> list[BenchConfig]:
+    """One validated config per device and loop, from option values ({option dest: value},
+    as ``bench.options`` names them; None: not given)."""
+    settable = {f.name for f in fields(BenchConfig)} - {"loop", "device"}
+    given = {key: value for key, value in values.items() if key in settable}
+    loop = str(values.get("loop") or "seed")
+    return [
+        make_config(name, device=device, **given) for device in devices for name in loops_for(loop)
+    ]
+
+
 def make_config(loop: str, **given: Any) -> BenchConfig:
     """A validated config for ``loop``; ``None`` values take the loop's defaults."""
     if loop not in LOOPS:
-        raise BenchUsageError(f"unknown loop {loop!r}", f"choose one of: {', '.join(LOOPS)}")
+        raise BenchUsageError(
+            f"unknown --loop {loop!r}", f"choose one of: {', '.join((*LOOPS, 'all'))}"
+        )
     values = {k: v for k, v in given.items() if v is not None}
     config = replace(BenchConfig(loop=loop, **LOOP_DEFAULTS[loop]), **values)
     validate(config)
+    if config.max_steps is not None and config.test_limit is None:
+        trained = config.max_steps * config.batch_size
+        limit = min(TEST_SAMPLES, max(SHORT_RUN_MIN_TEST, trained))
+        config = replace(config, test_limit=limit, test_limit_auto=True)
     return config
 
 
 def validate(config: BenchConfig) -> None:
+    """Refuse a configuration that cannot run, with the flag to change."""
     positive = {
         "--epochs": config.epochs,
         "--batch-size": config.batch_size,
@@ -100,12 +128,12 @@ def validate(config: BenchConfig) -> None:
         raise BenchUsageError(
             f"--batch-size {config.batch_size} is larger than the training set ({TRAIN_SAMPLES})"
         )
-    for flag, value, allowed in (
+    for flag, choice, allowed in (
         ("--capture", config.capture, CAPTURES),
         ("--precision", config.precision, PRECISIONS),
         ("--loss", config.loss, LOSSES),
     ):
-        if value not in allowed:
+        if choice not in allowed:
             raise BenchUsageError(
-                f"unknown {flag} {value!r}", f"choose one of: {', '.join(allowed)}"
+                f"unknown {flag} {choice!r}", f"choose one of: {', '.join(allowed)}"
             )

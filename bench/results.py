@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA, SCHEMA_VERSION
-from bench.config import BenchConfig
-from bench.errors import BenchError
-from bench.loops import EpochStats, WarmupStats
-from bench.timing import percentiles_ms
+from . import SCHEMA, SCHEMA_VERSION
+from .config import BenchConfig
+from .errors import BenchError
+from .loops import EpochStats, WarmupStats
+from .timing import percentiles_ms
 
 PACKAGE_DIR = Path(__file__).parent
 
@@ -103,10 +103,11 @@ def torch_facts() -> dict[str, Any]:
     import torch
 
     mps = getattr(torch.backends, "mps", None)
+    cudnn: Any = torch.backends.cudnn  # (torch leaves its functions unannotated)
     facts: dict[str, Any] = {
         "version": torch.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn": cudnn.version() if cudnn.is_available() else None,
         "mps_built": bool(mps and mps.is_built()),
         "num_threads": torch.get_num_threads(),
         "torchvision": None,
@@ -171,11 +172,12 @@ def build_result(
     interrupted: bool,
     peak_device_memory: int | None,
     machine: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     machine = machine or machine_facts(config.label)
     seconds = [e.seconds for e in epochs]
     samples = sum(e.samples for e in epochs)
-    complete = not interrupted and len(epochs) == config.epochs
+    complete = not interrupted and error is None and len(epochs) == config.epochs
     summary = {
         "epochs_completed": len(epochs),
         "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
@@ -214,6 +216,7 @@ def build_result(
         },
         "epochs": [epoch_record(e) for e in epochs],
         "summary": summary,
+        "error": error,
     }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -49,6 +50,15 @@ class SetupToolError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``error`` object of a ``--json`` refusal (docs/install.md, "JSON output")."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": int(self.exit_code),
+        }
 
 
 class UsageError(SetupToolError):
@@ -96,9 +106,25 @@ class LockfileInvalid(SetupToolError):
 
 
 class LockfileMismatch(SetupToolError):
-    """The lockfile cannot be installed on this machine (platform, driver, glibc, macOS)."""
+    """The lockfile cannot be installed on this machine (platform, driver, glibc, macOS).
+
+    ``reasons`` lists each one (``{"kind", "reason", "fix"}``) for ``--json``.
+    """
 
     exit_code = ExitCode.LOCK_MISMATCH
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        reasons: tuple[dict[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message, hint)
+        self.reasons = reasons
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "reasons": list(self.reasons)}
 
 
 class HashMismatch(SetupToolError):

@@ -15,12 +15,17 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 
 __all__ = ["Terminal", "escape"]
 
 
 class Terminal:
     """Styled, quiet-able output. ``quiet`` silences info/step lines (used with ``--json``)."""
+
+    # Set when a JSON document went to stdout in this command, so that the CLI's error
+    # handling never adds a second one (``--json`` prints exactly one document).
+    json_written = False
 
     def __init__(
         self,
@@ -64,10 +69,30 @@ class Terminal:
     def show(self, renderable: RenderableType) -> None:
         self.out.print(renderable)
 
+    def show_wide(self, renderable: RenderableType) -> None:
+        """Print a table on stdout; outside a terminal (a pipe, a file) at its natural width,
+        so that no value is cut to fit 80 columns: what is piped is meant to be read whole."""
+        if self.out.is_terminal:
+            self.out.print(renderable)
+            return
+        options = self.out.options.update(width=100_000)
+        natural = Measurement.get(self.out, options, renderable).maximum
+        # Console.print caps a width at the console's own, so a wider console writes it.
+        wide = Console(
+            file=self.out.file,
+            width=max(natural, self.out.width),
+            highlight=False,
+            soft_wrap=True,
+            no_color=self.out.no_color,
+            color_system=None,
+        )
+        wide.print(renderable)
+
     def json(self, data: Any) -> None:
         """Print ``data`` as JSON on stdout, untouched by rich (no wrapping, no markup)."""
         self.out.file.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
         self.out.file.flush()
+        Terminal.json_written = True
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:

@@ -19,8 +19,8 @@ from setup_tool.variants import MPS_MIN_MACOS
 # The baseline a lock targets, per subdir. Matches conda-lock's own defaults
 # (conda_lock/default-virtual-packages.yaml, 4.0.3) except: no __cuda at all unless the variant
 # asks for one (conda-lock's default __cuda 11.4 pulls CUDA builds into CPU locks,
-# conda/conda-lock#426), and __osx is the macOS current PyTorch needs for MPS (FACTS.md:
-# 2.10+ requires macOS 14, pytorch#177819) instead of 11.0.
+# conda/conda-lock#426), and __osx is the macOS current PyTorch needs for MPS (2.10+ requires
+# macOS 14, pytorch/pytorch#177819) instead of 11.0.
 BASELINE: dict[str, dict[str, str]] = {
     "linux-64": {"__unix": "0", "__linux": "5.10", "__glibc": "2.28", "__archspec": "1 x86_64"},
     "linux-aarch64": {

@@ -1,13 +1,14 @@
 """A local conda channel that mimics conda-forge's PyTorch packaging, for tests of lock and install.
 
-No conda channel is reachable from the build machines, so the real solver and installer run
-against this one. It owns three things:
+Tests never reach conda-forge (they must pass on machines without network access to it), so
+the real solver and installer run against this one. It owns three things:
 
 - ``conda_forge_like()``: the package list, modelled on conda-forge's recipes (sources below);
 - ``build_channel(root)``: real, installable packages (``.conda`` and ``.tar.bz2``, each with
   ``info/index.json``, ``info/paths.json`` and a small payload), indexed with py-rattler;
 - ``serve_channel(root)``: the same directory over ``http://127.0.0.1:<port>`` (a threaded
-  ``http.server``), for tests that need the HTTP transport and its hash checks.
+  ``http.server`` whose repodata carries a content ``ETag``, see ``ChannelHandler``), for
+  tests that need the HTTP transport and its hash checks.
 
 What it mimics (pytorch-cpu-feedstock ``recipe/meta.yaml`` 2.13, torchvision-feedstock
 ``recipe/recipe.yaml``, cuda-version-feedstock ``recipe/meta.yaml``):
@@ -51,7 +52,9 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
+from typing import BinaryIO
 
 # 2026-01-01T00:00:00Z in milliseconds: every package gets the same build time, so rebuilding
 # the channel gives byte-identical files and repodata.
@@ -433,7 +436,10 @@ def _tar(members: Sequence[tuple[str, bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _info_members(spec: PackageSpec, payload: list[tuple[str, bytes, int]]) -> list:
+Member = tuple[str, bytes, int]  # name, data, mode
+
+
+def _info_members(spec: PackageSpec, payload: list[Member]) -> list[Member]:
     paths = []
     for path, data, _ in payload:
         entry: dict[str, object] = {
@@ -492,7 +498,7 @@ def _build_package(root: Path, spec: PackageSpec) -> BuiltPackage:
     )
 
 
-def _conda_archive(stem: str, info: list, payload: list) -> bytes:
+def _conda_archive(stem: str, info: list[Member], payload: list[Member]) -> bytes:
     """The ``.conda`` format: an uncompressed zip of metadata.json and two ``.tar.zst`` parts.
 
     Written directly (rather than with conda-package-handling's ``transmute``) so the bytes
@@ -532,14 +538,43 @@ def build_channel(root: Path, specs: Sequence[PackageSpec] | None = None) -> Loc
 # --- Serving over HTTP --------------------------------------------------------------------------
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class ChannelHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a channel directory quietly, with a strong validator for repodata.
+
+    ``SimpleHTTPRequestHandler`` answers ``If-Modified-Since`` from the file's mtime in whole
+    seconds, so a ``repodata.json`` rewritten within the second it was first fetched gets
+    "304 Not Modified" and a client keeps the old index (a relock then misses the new
+    release). conda-forge's servers send an ``ETag``, and py-rattler revalidates with
+    ``If-None-Match`` when it has one: do the same, with the content's sha256 as the tag,
+    and ignore ``If-Modified-Since``, so "not modified" means the bytes are the same.
+    """
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def send_head(self) -> io.BytesIO | BinaryIO | None:
+        del self.headers["If-Modified-Since"]
+        path = Path(self.translate_path(self.path))
+        if not path.name.startswith("repodata") or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        etag = f'"{hashlib.sha256(data).hexdigest()}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(HTTPStatus.NOT_MODIFIED)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return None
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        return io.BytesIO(data)
 
 
 @contextmanager
 def serve_channel(
-    root: Path, handler_class: type[http.server.SimpleHTTPRequestHandler] = _QuietHandler
+    root: Path, handler_class: type[http.server.SimpleHTTPRequestHandler] = ChannelHandler
 ) -> Iterator[str]:
     """Serve ``root`` on ``http://127.0.0.1:<free port>``; yields the channel URL."""
     handler = functools.partial(handler_class, directory=str(root))

@@ -8,29 +8,85 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channel import LocalChannel, build_channel, serve_channel
-from typer.testing import CliRunner
+from realpython import RealPythonChannel
+from typer.testing import CliRunner, Result
 
 from setup_tool.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(scope="session")
+def refusing_address() -> Iterator[str]:
+    """``127.0.0.1:<port>`` where every connection is refused, for the whole session.
+
+    The port stays bound (and not listening) until the end, so no other process can take it.
+    """
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{reserved.getsockname()[1]}"
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Drop every variable that changes setup-tool's decisions, and give each test its own cache.
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, refusing_address: str
+) -> Iterator[None]:
+    """Drop every variable that changes setup-tool's decisions, give each test its own cache,
+    and keep every test offline by construction.
 
     A developer's shell (or CI's) may set SETUP_TOOL_VARIANT, CONDA_OVERRIDE_CUDA or
     CUDA_VISIBLE_DEVICES; tests must see the same baseline everywhere, and set what they test.
     The package and repodata cache (SETUP_TOOL_CACHE) is never the user's: ``tmp_path/cache``.
+
+    Offline: every HTTP client the tool and its subprocesses use (py-rattler's reqwest,
+    urllib, pip, uv) sends non-local requests through ``HTTPS_PROXY``/``HTTP_PROXY``, which
+    point at a refusing 127.0.0.1 port, so a test that would reach conda-forge or PyPI fails
+    at once, on any machine, whatever its network. 127.0.0.1 and localhost (the tests' own
+    servers) bypass it (``NO_PROXY``). In this process, ``_refuse_remote_connections`` also
+    refuses any socket connection to a non-loopback address.
     """
     for name in list(os.environ):
-        if name.startswith(("SETUP_TOOL_", "CONDA_OVERRIDE_")) or name == "CUDA_VISIBLE_DEVICES":
+        if (
+            name.startswith(("SETUP_TOOL_", "CONDA_OVERRIDE_"))
+            or name == "CUDA_VISIBLE_DEVICES"
+            or name.upper() in PROXY_VARIABLES
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SETUP_TOOL_CACHE", str(tmp_path / "cache"))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://{refusing_address}")
+        monkeypatch.setenv(name.lower(), f"http://{refusing_address}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost,::1")
+    _refuse_remote_connections(monkeypatch)
     yield
+
+
+def _refuse_remote_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python-level sockets of this process may only connect to loopback or Unix sockets."""
+    import ipaddress
+
+    original = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise ConnectionRefusedError(f"tests run offline: no connection to {host}")
+        original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 class Cli:
@@ -39,10 +95,10 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return self.runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
-    def ok(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def ok(self, *args: str, env: dict[str, str] | None = None) -> Result:
         result = self(*args, env=env)
         assert result.exit_code == 0, result.output
         return result
@@ -64,10 +120,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave without interpreter finalization once py-rattler was used in-process.
 
-    py-rattler 0.28's native threads can crash a finalizing interpreter (SIGSEGV or
-    "PyGILState_Release ... finalizing", seen in up to half of the runs with pytest's
-    faulthandler on), which would turn a green run into exit code 139. Same reason as
-    ``setup_tool.cli.main``: everything is reported and flushed by now.
+    py-rattler 0.28's tokio threads can crash a finalizing interpreter (SIGSEGV or
+    "PyGILState_Release ... finalizing"; ~25% of processes that made one py-rattler call,
+    ``scripts/repro-rattler-shutdown.py``), which would turn a green run into exit code 139.
+    Same reason as ``setup_tool.cli.main``: everything is reported and flushed by now.
     """
     import sys
 
@@ -150,3 +206,16 @@ def locked_project(tmp_path_factory: pytest.TempPathFactory, channel_url: str) -
 def cpu_lock(locked_project: Path) -> Path:
     """The cpu variant's lockfile in ``locked_project`` (read-only)."""
     return locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
+
+
+# --- The real Python package (see tests/realpython.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_python(tmp_path_factory: pytest.TempPathFactory) -> RealPythonChannel:
+    """A channel whose ``python`` is the interpreter running the tests, relocatable; built
+    once per session (2-4 s, ~20 MB). Shared and read-only."""
+    from realpython import build_python_channel
+
+    root = tmp_path_factory.mktemp("real-python")
+    return build_python_channel(root / "channel", root / "work")

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from channel import LocalChannel, serve_channel
+from channel import ChannelHandler, LocalChannel, serve_channel
 
 from setup_tool.variants import Variant
 
@@ -218,14 +219,12 @@ class SlowServer:
     break_after: int | None = None  # drop the connection after this many bytes of a package
     started: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
+    sent: dict[str, int] = field(default_factory=dict)  # bytes of each throttled file sent
 
 
 def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandler]:
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+    class Handler(ChannelHandler):
+        def copyfile(self, source: Any, outputfile: Any) -> None:
             is_package = self.path.endswith((".conda", ".tar.bz2"))
             if not is_package or (server.only is not None and server.only not in self.path):
                 shutil.copyfileobj(source, outputfile)
@@ -241,6 +240,7 @@ def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandl
                     outputfile.write(data)
                     outputfile.flush()
                     sent += len(data)
+                    server.sent[self.path] = sent
                     server.started.set()
                     time.sleep(server.delay)
             except (BrokenPipeError, ConnectionResetError):

@@ -48,7 +48,7 @@ class Project:
             [Variant.cpu],
             channels=[channel_url or self.channel_url],
             environ={},
-            cache_dir=self.cache / "repodata",
+            cache_dir=self.root / ".lock-cache",  # the lock's caches, not the package cache
         )
 
 
@@ -63,13 +63,25 @@ def make_project(tmp_path: Path, channel_url: str, *, locked: bool = True) -> Pr
     return project
 
 
+_WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'setup-tool'; from setup_tool.cli import main; main()"
+)
+
+
 def run_install_process(
     project: Project, *args: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """``python -m setup_tool install`` in a child process (for kills and concurrency)."""
+    """``python -m setup_tool install`` in a child process (for kills, Ctrl-C, concurrency).
+
+    Python leaves SIGINT alone when it starts with SIGINT ignored, as a shell's background
+    job does (``pytest ... &``, some CI runners); the child then would never see a Ctrl-C.
+    ``_WITH_CTRL_C`` puts Python's own handler back before running the CLI, as a terminal
+    session would have it.
+    """
     env = {**os.environ, **project.env, **(extra_env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "setup_tool", "install", *args],
+        [sys.executable, "-c", _WITH_CTRL_C, "install", *args],
         cwd=project.root,
         env=env,
         stdout=subprocess.PIPE,

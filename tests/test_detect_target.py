@@ -5,6 +5,7 @@ from __future__ import annotations
 import machines
 import pytest
 
+from setup_tool import cuda_compat
 from setup_tool.detect import Overrides, Platform, overrides_from, select_target
 from setup_tool.errors import UsageError
 from setup_tool.variants import Variant, VariantChoice
@@ -56,9 +57,60 @@ def test_unsupported_platforms_say_why(platform: Platform) -> None:
 
 
 def test_old_driver_reason_names_the_driver_to_install() -> None:
-    reason = select_target(machines.LINUX_DRIVER_470).reason
-    assert "11.4" in reason
-    assert "575.51.03" in reason  # minimum driver for CUDA 12.9
+    target = select_target(machines.LINUX_DRIVER_470)
+    assert "11.4" in target.reason
+    assert "525.60.13" in target.reason  # the oldest driver that runs CUDA 12.x builds
+    assert target.to_json()["cuda"]["rule"] == "driver-major-too-old"
+    assert target.to_json()["cuda"]["minimum_driver"] == "525.60.13"
+
+
+@pytest.mark.parametrize("driver_cuda", ["12.0", "12.4", "12.8"])
+def test_an_older_cuda_12_driver_gets_the_12_9_build_with_a_warning(driver_cuda: str) -> None:
+    """CUDA minor-version compatibility: a 12.9 build runs on any driver for CUDA 12."""
+    target = select_target(
+        machines.CPU_ONLY, overrides_from(None, {"CONDA_OVERRIDE_CUDA": driver_cuda})
+    )
+    assert target.variant is Variant.cuda
+    assert target.cuda_build == "12.9"
+    assert "minor-version compatibility" in target.reason
+    (warning,) = (w for w in target.warnings if "minor-version" in w)
+    assert driver_cuda in warning and "PTX JIT" in warning
+    cuda = target.to_json()["cuda"]
+    assert (cuda["rule"], cuda["fits"]) == ("cuda-minor-version-compatibility", True)
+    assert cuda["warning"] == warning
+
+
+def test_a_cuda_13_driver_gets_the_13_0_build_and_no_warning() -> None:
+    target = select_target(machines.CPU_ONLY, overrides_from(None, {"CONDA_OVERRIDE_CUDA": "13.0"}))
+    assert (target.variant, target.cuda_build, target.warnings) == (Variant.cuda, "13.0", ())
+    assert target.to_json()["cuda"]["rule"] == "driver-cuda-at-least-build"
+
+
+def test_a_cuda_11_driver_gets_cpu_and_the_driver_to_install() -> None:
+    target = select_target(machines.CPU_ONLY, overrides_from(None, {"CONDA_OVERRIDE_CUDA": "11.8"}))
+    assert target.variant is Variant.cpu
+    assert "update the NVIDIA driver to 525.60.13 or newer" in target.reason
+
+
+def test_a_550_driver_runs_the_12_9_build() -> None:
+    platform = machines.linux(
+        nvidia=machines.Nvidia(
+            "550.54.15", "12.4", (machines.Gpu(0, "NVIDIA A100", 81920, "8.0"),)
+        ),
+        sources=machines.NVML,
+    )
+    target = select_target(platform)
+    assert (target.variant, target.cuda_build) == (Variant.cuda, "12.9")
+
+
+def test_an_old_gpu_on_a_new_enough_driver_names_the_gpu() -> None:
+    kepler = machines.linux(
+        nvidia=machines.Nvidia("580.65.06", "13.0", (machines.Gpu(0, "Tesla K80", 11441, "3.7"),)),
+        sources=machines.NVML,
+    )
+    target = select_target(kepler)
+    assert target.variant is Variant.cpu
+    assert "compute capability 3.7" in target.reason
 
 
 def test_cuda_virtual_package_is_the_driver_cuda_and_glibc_the_machine_s() -> None:
@@ -98,11 +150,18 @@ def test_flag_overrides_detection_and_says_so() -> None:
     assert _vp(target, "__cuda").version == "13.0"  # the machine still has its driver
 
 
-def test_forcing_cuda_without_a_driver_warns_and_picks_newest_build() -> None:
+def test_forcing_cuda_without_a_driver_warns_and_claims_no_build() -> None:
+    """The lock's own cuda-version decides the build; detection has no driver to go by."""
     target = select_target(machines.CPU_ONLY, Overrides(Variant.cuda, "SETUP_TOOL_VARIANT"))
     assert target.variant is Variant.cuda
-    assert target.cuda_build == "13.0"
-    assert any("no NVIDIA driver" in w for w in target.warnings)
+    assert target.cuda_build is None
+    assert any("no NVIDIA driver" in w and "will not run" in w for w in target.warnings)
+
+
+def test_forcing_cuda_on_a_too_old_driver_warns_why() -> None:
+    target = select_target(machines.LINUX_DRIVER_470, Overrides(Variant.cuda, "--variant"))
+    assert target.variant is Variant.cuda
+    assert any("525.60.13" in w and "will not run" in w for w in target.warnings)
 
 
 def test_forcing_mps_on_linux_warns_it_cannot_be_installed_here() -> None:
@@ -125,7 +184,18 @@ def test_forcing_mps_on_linux_warns_it_cannot_be_installed_here() -> None:
             id="empty-removes",
         ),
         pytest.param(
-            {"CONDA_OVERRIDE_CUDA": "12.4"}, machines.LINUX_CUDA13, Variant.cpu, "12.4", id="lowers"
+            {"CONDA_OVERRIDE_CUDA": "12.4"},
+            machines.LINUX_CUDA13,
+            Variant.cuda,
+            "12.4",
+            id="lowers",
+        ),
+        pytest.param(
+            {"CONDA_OVERRIDE_CUDA": "11.8"},
+            machines.LINUX_CUDA13,
+            Variant.cpu,
+            "11.8",
+            id="too-old",
         ),
         pytest.param(
             {"CONDA_OVERRIDE_CUDA": "12.9"},
@@ -189,5 +259,14 @@ def test_target_json_has_the_documented_keys() -> None:
         "lockfile",
         "warnings",
     }
-    assert data["cuda"] == {"build": "13.0", "driver": "13.0", "source": "nvml"}
+    assert data["cuda"] == {
+        "build": "13.0",
+        "driver": "13.0",
+        "source": "nvml",
+        "rule": "driver-cuda-at-least-build",
+        "rule_text": cuda_compat.RULE_TEXT,
+        "fits": True,
+        "warning": None,
+        "minimum_driver": None,
+    }
     assert data["lockfile"] == "envs/locks/cuda.conda-lock.yml"

@@ -79,7 +79,7 @@ def test_a_hung_probe_is_killed_at_the_timeout(tmp_path: Path) -> None:
     run = run_probe(python, timeout=1)
     assert run.facts is None
     assert run.failure is not None and "timed out after 1 s" in run.failure
-    assert run.seconds < 10
+    assert run.seconds < 25  # the hang (30 s) is the failure tested: generous over 1 s
     result = judge(
         Evidence(Variant.cpu, "--expect", None, Interpreter(python, "--python"), None, run)
     )

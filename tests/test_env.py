@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 
 @pytest.fixture
@@ -15,7 +17,9 @@ def env_project(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return project
 
 
-def test_env_locks_installs_and_is_a_no_op_the_second_time(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+def test_env_locks_installs_and_is_a_no_op_the_second_time(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
     first = cli.ok("env", "--channel", channel_url, "--no-doctor")
     assert "lock: envs/locks/cpu.conda-lock.yml is missing; locking" in first.stderr
     assert "install: .envs/cpu installed" in first.stderr
@@ -29,7 +33,9 @@ def test_env_locks_installs_and_is_a_no_op_the_second_time(cli, env_project, cha
     assert "install: .envs/cpu is up to date" in second.stderr
 
 
-def test_env_runs_the_doctor_on_the_installed_environment(cli, env_project, channel_url) -> None:  # type: ignore[no-untyped-def]
+def test_env_runs_the_doctor_on_the_installed_environment(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
     """The test channel's torch is a stub module, so the placement check must fail (exit 6)
     and say so: proof that the doctor really ran inside the new environment."""
     result = cli("env", "--channel", channel_url)
@@ -39,10 +45,25 @@ def test_env_runs_the_doctor_on_the_installed_environment(cli, env_project, chan
 
 
 def test_env_with_an_unreachable_channel_fails_clearly(
-    cli, env_project, unreachable_channel_url
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, env_project: Path, unreachable_channel_url: str
+) -> None:
     result = cli("env", "--channel", unreachable_channel_url, "--no-doctor")
     assert result.exit_code == 1
     assert "error:" in result.stderr
     assert "127.0.0.1" in result.stderr
     assert not (env_project / ".envs/cpu").exists()
+
+
+def test_env_for_cuda_without_a_driver_names_only_the_locks_cuda(
+    cli, env_project, channel_url
+) -> None:  # type: ignore[no-untyped-def]
+    """One source of truth: envs/cuda.yml solves for __cuda 12.9, so every line names 12.9 (the
+    lock's cuda-version), and no other CUDA version is assumed on the way."""
+    result = cli(
+        "env", "--variant", "cuda", "--channel", channel_url, env={"CONDA_OVERRIDE_CUDA": ""}
+    )
+    assert result.exit_code == 5, result.output
+    assert "lock: envs/locks/cuda.conda-lock.yml (PyTorch for CUDA 12.9)" in result.stderr
+    assert "error:" in result.stderr and "cuda-version 12.9" in result.stderr
+    assert not re.search(r"CUDA 13|cuda-version 13|cuda130", result.output), result.output
+    assert not (env_project / ".envs/cuda").exists()

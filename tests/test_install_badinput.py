@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import assert_env_matches, env_torch, snapshot
 
 from setup_tool.errors import ExitCode, LockfileInvalid
 from setup_tool.install.lockread import read_locked_platform
 
 
-def _fails(cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _fails(cli: Cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:
     """Run an install that must fail with ``code``; nothing under ``watch`` may change."""
     before = snapshot(*watch)
     result = cli("install", "--lockfile", str(lockfile), "--prefix", str(prefix))
@@ -49,8 +50,8 @@ CORRUPTIONS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
-def test_corrupt_lockfile_is_refused(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, corrupt: Callable[[str], str]
+def test_corrupt_lockfile_is_refused(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, corrupt: Callable[[str], str]
 ) -> None:
     lockfile = tmp_path / "cpu.conda-lock.yml"
     lockfile.write_text(corrupt(cpu_lock.read_text()))
@@ -87,11 +88,11 @@ def test_a_cut_that_drops_dependencies_is_caught_at_every_line(
     assert accepted_cuts <= 3  # of ~200 cuts tried
 
 
-def test_missing_lockfile_and_a_directory(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_lockfile_and_a_directory(cli: Cli, tmp_path: Path) -> None:
     prefix = tmp_path / "env"
     error, hint = _fails(cli, tmp_path / "nope.yml", prefix, ExitCode.ERROR, tmp_path)
     assert error == f"error: lockfile {tmp_path / 'nope.yml'} not found"
-    assert "setup-tool lock" in hint
+    assert "check the path given to --lockfile" in hint  # a user's file: not `setup-tool lock`
     (tmp_path / "adir").mkdir()
     result = cli("install", "--lockfile", str(tmp_path / "adir"), "--prefix", str(prefix))
     assert result.exit_code == ExitCode.USAGE, result.output
@@ -100,8 +101,8 @@ def test_missing_lockfile_and_a_directory(cli, tmp_path: Path) -> None:  # type:
 
 
 @pytest.mark.parametrize("kind", ["directory", "file", "symlink"])
-def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, kind: str
+def test_existing_foreign_prefix_is_left_untouched(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, kind: str
 ) -> None:
     parent = tmp_path / "work"
     parent.mkdir()
@@ -115,10 +116,15 @@ def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-d
         (parent / "elsewhere").mkdir()
         prefix.symlink_to(parent / "elsewhere")
     error, hint = _fails(cli, cpu_lock, prefix, ExitCode.USAGE, tmp_path)
-    assert error == (
-        f"error: {prefix} exists and is not an environment setup-tool made; it was left untouched"
-    )
+    what = {
+        "directory": "exists and is not an environment setup-tool made",
+        "file": "is a file, not a directory",
+        "symlink": "is a symbolic link",
+    }[kind]
+    assert error == f"error: {prefix} {what}; it was left untouched"
     assert "choose another --prefix" in hint
+    # "Remove that directory" only where it is one.
+    assert ("remove that directory" in hint) == (kind == "directory")
     # Not even the prefix lock file appears next to it.
     assert not (parent / ".project-env.lock").exists()
     assert not (tmp_path / "cache").exists()
@@ -158,8 +164,12 @@ def small_disk(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> Path:
     return tmpfs(tmp_path / "disk", "128k")
 
 
-def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
-    cli, locked_project: Path, cpu_lock: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+def test_really_full_disk_while_linking(
+    cli: Cli,
+    locked_project: Path,
+    cpu_lock: Path,
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same on a real full filesystem: py-rattler reports it as its own error (os error
     28), which must read as a full disk, not as "clear the cache and report the error"."""
@@ -177,8 +187,8 @@ def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
     assert sorted(p.name for p in small_disk.iterdir()) == [".env.lock", "env"]
 
 
-def test_mount_point_prefix(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, tmpfs: Callable[[Path, str], Path]
+def test_mount_point_prefix(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, tmpfs: Callable[[Path, str], Path]
 ) -> None:
     """A volume mounted at the prefix (a container's /opt/env): it cannot be swapped."""
     prefix = tmpfs(tmp_path / "volume", "1m")
@@ -190,3 +200,72 @@ def test_mount_point_prefix(  # type: ignore[no-untyped-def]
     assert hint == f"hint: use a directory inside it, e.g. --prefix {prefix / 'env'}"
     cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix / "env"))
     assert_env_matches(prefix / "env", cpu_lock)
+
+
+@pytest.mark.parametrize("prefix", ["/proc/setup-tool-test-env", "/sys/setup-tool-test-env"])
+def test_prefix_where_no_file_can_be_created(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, prefix: str
+) -> None:
+    """procfs refuses with ENOENT, sysfs with EACCES, both even for root (whom os.access
+    calls them writable): one error line, not a traceback from the prefix lock."""
+    parent = Path(prefix).parent
+    if not parent.is_dir():
+        pytest.skip(f"no {parent} here")
+    error, hint = _fails(cli, cpu_lock, Path(prefix), ExitCode.ERROR, tmp_path)
+    assert re.fullmatch(
+        rf"error: cannot create the environment at {prefix}: files cannot be created in "
+        rf"{parent} \([A-Za-z ]+\)",
+        error,
+    ), error
+    assert hint == "hint: choose a --prefix in a directory you can write to"
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("cache", ["/proc/setup-tool-test-cache", "a-file", "a-file/below"])
+def test_cache_that_cannot_be_written(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """SETUP_TOOL_CACHE in procfs, or at or under a regular file: one error, nothing made."""
+    (tmp_path / "a-file").write_text("not a cache\n")
+    if cache.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    root = Path(cache) if cache.startswith("/") else tmp_path / cache
+    monkeypatch.setenv("SETUP_TOOL_CACHE", str(root))
+    prefix = tmp_path / "env"
+    error, hint = _fails(cli, cpu_lock, prefix, ExitCode.ERROR, tmp_path / "a-file")
+    why = (
+        "cannot write in /proc (No such file or directory)"
+        if cache.startswith("/proc")
+        else f"{tmp_path / 'a-file'} is a file, not a directory"
+    )
+    assert error == f"error: cannot use the package cache at {root}: {why}"
+    assert hint.startswith("hint: point SETUP_TOOL_CACHE at a directory you can write to")
+    assert not prefix.exists()
+
+
+def test_unknown_category_lists_the_locks_categories(
+    cli: Cli, cpu_lock: Path, tmp_path: Path
+) -> None:
+    prefix = tmp_path / "env"
+    result = cli(
+        "install", "--lockfile", str(cpu_lock), "--prefix", str(prefix), "--category", "nosuch"
+    )
+    assert result.exit_code == ExitCode.USAGE, result.output
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error == "error: cpu.conda-lock.yml has no category 'nosuch' for linux-64 (it has: main)"
+    assert hint == "hint: pass one of those to --category, or leave --category out for main only"
+    assert not prefix.exists()
+    # An install with the categories it has still works, and its state never names nosuch.
+    cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
+    again = cli(
+        "install", "--lockfile", str(cpu_lock), "--prefix", str(prefix), "--category", "nosuch"
+    )
+    assert again.exit_code == ExitCode.USAGE, again.output
+    assert read_state_categories(prefix) == ["main"]
+
+
+def read_state_categories(prefix: Path) -> object:
+    from setup_tool.install.prefix import read_state
+
+    state = read_state(prefix)
+    return None if state is None else state.get("categories")

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from install_support import env_python_says, make_project
+from conftest import Cli
+from install_support import Project, env_python_says, make_project
 
-from setup_tool.install.compat import MachineFacts, check_machine, required_cuda
+from setup_tool.install.compat import MachineFacts, assess, build_cuda, check_machine, cuda_need
 from setup_tool.install.lockread import LockedPackage, LockedPlatform
 
 
@@ -52,14 +53,21 @@ OLD_STYLE_LOCK = _lock(
     [
         pytest.param(CUDA_LOCK, MachineFacts("13.0", "580.65.06", "2.35"), None, None, id="ok"),
         pytest.param(CUDA_LOCK, MachineFacts("12.9", "575.51.03", "2.35"), None, None, id="exact"),
+        # CUDA minor-version compatibility: a 12.9 build runs on a CUDA 12.4 driver.
         pytest.param(
-            CUDA_LOCK, MachineFacts("12.4", "550.54.14", "2.35"),
-            "needs CUDA 12.9 (cuda-version 12.9) but driver 550.54.14 supports CUDA 12.4",
-            "update the NVIDIA driver to 575.51.03 or newer", id="driver-too-old",
+            CUDA_LOCK, MachineFacts("12.4", "550.54.14", "2.35"), None, None, id="older-minor",
         ),
         pytest.param(
-            CUDA_LOCK, MachineFacts(None, None, "2.35"), "has no NVIDIA driver",
-            "setup-tool install --variant cpu", id="no-driver",
+            CUDA_LOCK, MachineFacts("11.8", "520.61.05", "2.35"),
+            "pytorch is a CUDA build for CUDA 12.9 (cuda-version 12.9), which need a driver for "
+            "CUDA 12 or newer (>= 525.60.13); driver 520.61.05 supports CUDA 11.8",
+            "update the NVIDIA driver to 525.60.13 or newer", id="driver-major-too-old",
+        ),
+        pytest.param(
+            CUDA_LOCK, MachineFacts(None, None, "2.35"),
+            "pytorch is a CUDA build for CUDA 12.9 (cuda-version 12.9) and this machine has no "
+            "NVIDIA driver",
+            "a machine with an NVIDIA GPU and driver 525.60.13 or newer (CUDA 12)", id="no-driver",
         ),
         pytest.param(
             CUDA_LOCK, MachineFacts("13.0", "580.65.06", "2.17"),
@@ -70,9 +78,15 @@ OLD_STYLE_LOCK = _lock(
             CPU_LOCK_WITH_CUDA_VERSION, MachineFacts(None, glibc="2.35"), None, None,
             id="cpu-no-driver",
         ),
+        # cudatoolkit 11.8 is a major lower bound; pytorch's own `__cuda >=11.8` is matched
+        # as the solver matches it, and an 11.4 driver does not satisfy it.
         pytest.param(
             OLD_STYLE_LOCK, MachineFacts("11.4", "470.82.01"),
-            "needs CUDA 11.8 (cudatoolkit 11.8.0)", "CONDA_OVERRIDE_CUDA=11.8", id="cudatoolkit",
+            "pytorch depends on __cuda >=11.8 and the driver supports CUDA 11.4",
+            "update the NVIDIA driver to 520.61.05 or newer", id="cudatoolkit",
+        ),
+        pytest.param(
+            OLD_STYLE_LOCK, MachineFacts("11.8", "520.61.05"), None, None, id="cuda-spec-met"
         ),
     ],
 )  # fmt: skip
@@ -100,16 +114,65 @@ def test_macos_minimum() -> None:
     assert "13.6" in problem.reason
 
 
-def test_required_cuda_is_the_strictest_of_the_packages() -> None:
-    assert required_cuda(CUDA_LOCK) == ("12.9", "cuda-version 12.9")
-    assert required_cuda(CPU_LOCK_WITH_CUDA_VERSION) == (None, None)
+def test_cuda_need_is_the_strictest_of_the_packages() -> None:
+    need = cuda_need(CUDA_LOCK)
+    assert need is not None
+    assert (need.packages, need.build, need.source) == (("pytorch",), "12.9", "cuda-version 12.9")
+    assert cuda_need(CPU_LOCK_WITH_CUDA_VERSION) is None
+
+
+def test_an_older_driver_minor_is_a_warning_that_says_what_can_fail() -> None:
+    check = assess(CUDA_LOCK, MachineFacts("12.4", "550.54.14", "2.35"))
+    assert check.fits
+    assert check.cuda is not None and check.cuda.rule == "cuda-minor-version-compatibility"
+    (warning,) = check.warnings
+    assert warning.startswith("pytorch: ") and "PTX JIT" in warning and "12.4" in warning
+
+
+def test_a_lock_without_pytorch_names_its_cuda_packages() -> None:
+    lock = _lock(
+        _package("cuda-version", "12.9", "h4f385c5_3"),
+        _package("jaxlib", "0.7.2", "cuda129py312h1_200", __cuda=""),
+        _package("tensorflow", "2.19.1", "cuda129py312h1_250", __cuda=""),
+        _package("numpy", "2.3.0", "py312h1_0", __glibc=">=2.17,<3.0.a0"),
+    )
+    (problem,) = check_machine(lock, MachineFacts(None, None, "2.35"))
+    assert problem.reason.startswith("jaxlib and tensorflow are CUDA builds")
+    assert "PyTorch" not in problem.reason
+    assert problem.kind == "cuda"
+
+
+def test_every_reason_is_listed_cuda_before_glibc() -> None:
+    problems = check_machine(CUDA_LOCK, MachineFacts(None, None, "2.17"))
+    assert [p.kind for p in problems] == ["cuda", "glibc"]
+    assert "no NVIDIA driver" in problems[0].reason
+    assert "glibc 2.17" in problems[1].reason
+
+
+@pytest.mark.parametrize(
+    ("build", "cuda"),
+    [
+        ("cuda129_mkl_py312_hc17a9ed_302", "12.9"),
+        ("cuda130_generic_py313_h1234567_202", "13.0"),
+        ("cuda112py310he33e0d6_200", "11.2"),
+        ("cuda120py312h1_200", "12.0"),
+        ("py3.10_cuda11.8_cudnn8.7.0_0", "11.8"),
+        ("py312_cu124", "12.4"),
+        ("cpu_mkl_py312_hebc1070_102", None),
+        ("py3.9_cpu_0", None),
+        ("h4f385c5_3", None),
+        ("py312hcuda1_0", None),
+    ],
+)
+def test_cuda_version_in_build_strings(build: str, cuda: str | None) -> None:
+    assert build_cuda(build) == cuda
 
 
 # --- through the CLI, on real locks from the local channel ----------------------------------
 
 
 @pytest.fixture
-def cuda_project(tmp_path: Path, channel_url: str):  # type: ignore[no-untyped-def]
+def cuda_project(tmp_path: Path, channel_url: str) -> Project:
     from setup_tool.lock import lock_variants
     from setup_tool.variants import Variant
 
@@ -118,7 +181,9 @@ def cuda_project(tmp_path: Path, channel_url: str):  # type: ignore[no-untyped-d
     return project
 
 
-def test_cuda_lock_on_a_machine_without_a_driver_is_refused(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_on_a_machine_without_a_driver_is_refused(
+    cli: Cli, cuda_project: Project
+) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": ""}
     result = cli("install", env=env)
     assert result.exit_code == 5
@@ -129,16 +194,26 @@ def test_cuda_lock_on_a_machine_without_a_driver_is_refused(cli, cuda_project) -
     assert not cuda_project.cache.exists()  # refused before any download
 
 
-def test_cuda_lock_with_a_driver_too_old_is_refused(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
-    env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "12.4"}
+def test_cuda_lock_with_a_driver_too_old_is_refused(cli: Cli, cuda_project: Project) -> None:
+    env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "11.8"}
     result = cli("install", env=env)
     assert result.exit_code == 5
-    assert "supports CUDA 12.4" in result.stderr
-    assert "575.51.03" in result.stderr
+    assert "supports CUDA 11.8" in result.stderr
+    assert "update the NVIDIA driver to 525.60.13 or newer" in result.stderr
+    assert "--variant cpu" in result.stderr  # the project's own lock: its cpu variant
     assert not cuda_project.cache.exists()
 
 
-def test_cuda_lock_installs_where_the_driver_is_new_enough(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_on_an_older_cuda_12_driver_installs_with_a_warning(
+    cli: Cli, cuda_project: Project
+) -> None:
+    env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "12.4"}
+    result = cli.ok("install", env=env)
+    assert "minor-version compatibility" in result.stderr
+    assert "PTX JIT" in result.stderr
+
+
+def test_cuda_lock_installs_where_the_driver_is_new_enough(cli: Cli, cuda_project: Project) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "13.0"}
     data = json.loads(cli.ok("install", "--json", env=env).stdout)
     prefix = Path(data["prefix"])
@@ -147,7 +222,7 @@ def test_cuda_lock_installs_where_the_driver_is_new_enough(cli, cuda_project) ->
     assert build.startswith("cuda129_")
 
 
-def test_glibc_too_old_is_refused(cli, tmp_path: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_glibc_too_old_is_refused(cli: Cli, tmp_path: Path, channel_url: str) -> None:
     project = make_project(tmp_path, channel_url)
     result = cli("install", env={**project.env, "CONDA_OVERRIDE_GLIBC": "2.12"})
     assert result.exit_code == 5

@@ -8,11 +8,15 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 from __future__ import annotations
 
 import signal
+import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from channel import LocalChannel, serve_channel
+from conftest import Cli
 from install_helpers import serve_slowly, wait_for
 from install_support import (
     Project,
@@ -27,7 +31,7 @@ from setup_tool.install import prefix as prefixes
 
 
 @pytest.fixture
-def upgrading(cli, tmp_path: Path, local_channel: LocalChannel) -> Project:  # type: ignore[no-untyped-def]
+def upgrading(cli: Cli, tmp_path: Path, local_channel: LocalChannel) -> Project:
     """Installed at numpy 2.3.5, then relocked for 2.4.0 (the next install upgrades)."""
     channel = local_channel.copy_to(tmp_path / "channel")
     project = make_project(tmp_path, channel.url)
@@ -84,7 +88,9 @@ def test_sigkill_during_a_first_install_leaves_no_environment(
 
 
 @contextmanager
-def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
+def upgrade_in_mid_download(
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> Iterator[tuple[Project, LocalChannel, subprocess.Popen[str]]]:
     """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
     process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
@@ -104,8 +110,8 @@ def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  
 
 
 def test_sigkill_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, channel, child):
         parts = project.cache / "archives"
         child.kill()
@@ -179,8 +185,8 @@ def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, _, child):
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
@@ -190,3 +196,79 @@ def test_ctrl_c_in_the_middle_of_a_download(
     assert installed_numpy(project.prefix) == "2.3.5"
     assert leftovers(project.prefix) == []
     assert not any((project.cache / "archives").glob("*/.*.part"))
+
+
+@pytest.fixture
+def ctrl_c_handler() -> Iterator[None]:
+    """Python's own SIGINT handler, also where pytest started with SIGINT ignored (`... &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupted_fetch_returns_only_after_every_download_cleaned_up(
+    tmp_path: Path, ctrl_c_handler: None
+) -> None:
+    """Ctrl-C (a real SIGINT to this process) while a slow download is in flight:
+    ``fetch_all`` raises KeyboardInterrupt soon, and only once the download thread has stopped
+    and deleted its partial file. The CLI leaves with ``os._exit`` right after, which would
+    kill a thread still writing and leave its ``.part``."""
+    import hashlib
+    import os
+    import threading
+    from urllib.parse import urlsplit
+
+    from setup_tool.install.download import PackageCache, _fetch_one, fetch_all
+
+    fetch_one_code = _fetch_one.__code__
+    from setup_tool.install.lockread import LockedPackage
+
+    served = tmp_path / "served" / "linux-64"
+    served.mkdir(parents=True)
+    payload = os.urandom(64 * 1024)  # 256 throttled pieces: 25 s, were it not stopped
+    (served / "big-1.0-0.conda").write_bytes(payload)
+    cache = PackageCache(tmp_path / "cache")
+    with serve_slowly(served.parent, delay=0.1) as server:
+        package = LockedPackage(
+            name="big",
+            version="1.0",
+            build="0",
+            url=f"{server.url}/linux-64/big-1.0-0.conda",
+            sha256=hashlib.sha256(payload).hexdigest(),
+            md5="",
+            platform="linux-64",
+        )
+
+        def interrupt_once_started() -> None:
+            if server.started.wait(timeout=30):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_once_started, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            fetch_all([package], cache)
+        # Checked at once, not waited for: this is what the process looks like at exit. A
+        # worker thread may still be alive, idle (a Ctrl-C inside `submit` can keep the
+        # executor from joining it, which is the race this guards against); none may be
+        # inside a fetch.
+        assert not _threads_inside(fetch_one_code)
+        assert not list((cache.archives).glob("*/.*.part"))
+        assert not cache.has(package)
+        # Stopped mid-transfer, not at the end of one long read.
+        assert server.sent[urlsplit(package.url).path] < len(payload)
+
+
+def _threads_inside(code: object) -> list[int]:
+    """Ids of the threads whose stack is running ``code`` right now."""
+    import sys
+
+    inside = []
+    for ident, frame in sys._current_frames().items():
+        walker: FrameType | None = frame
+        while walker is not None:
+            if walker.f_code is code:
+                inside.append(ident)
+                break
+            walker = walker.f_back
+    return inside

@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import snapshot
 
 from setup_tool.errors import ExitCode
-from setup_tool.install.compat import MachineFacts, check_machine, required_cuda
+from setup_tool.install.compat import MachineFacts, check_machine, cuda_need
 from setup_tool.install.lockread import read_locked_platform
 
 
-def _refused(cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+def _refused(cli: Cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:
     """Run an install that must be refused; check that it wrote and downloaded nothing."""
     prefix = tmp_path / "envs" / "env"
     before = snapshot(tmp_path)
@@ -30,8 +31,8 @@ def _refused(cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:  
 
 
 def test_glibc_too_old_names_the_strictest_package(
-    cli, locked_project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, locked_project: Path, tmp_path: Path
+) -> None:
     lockfile = locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
     text = _refused(cli, lockfile, tmp_path, {"CONDA_OVERRIDE_GLIBC": "2.12"})
     # numpy, python... need 2.17 and pytorch 2.28: the fix must name what fixes them all.
@@ -201,13 +202,18 @@ def test_pytorch_channel_lock_without_cuda_dependency(tmp_path: Path) -> None:
     lockfile = _write(tmp_path, PYTORCH_CHANNEL_LOCK)
     locked = read_locked_platform(lockfile, "linux-64")
     assert locked.by_name()["pytorch"].build == "py3.9_cuda11.3_cudnn8.3.2_0"  # from the URL
-    assert required_cuda(locked) == ("11.3", "cudatoolkit 11.3.1")
+    need = cuda_need(locked)
+    assert need is not None and (need.build, need.source) == ("11.3", "cudatoolkit 11.3.1")
 
     (problem,) = _machine_check(lockfile, NO_DRIVER)
-    assert "PyTorch is a CUDA build (cudatoolkit 11.3.1 needs CUDA 11.3)" in problem
-    assert "no NVIDIA driver" in problem and "CONDA_OVERRIDE_CUDA=11.3" in problem
-    (problem,) = _machine_check(lockfile, MachineFacts("11.2", "460.1", glibc="2.36"))
-    assert "needs CUDA 11.3 (cudatoolkit 11.3.1) but driver 460.1 supports CUDA 11.2" in problem
+    assert "pytorch is a CUDA build for CUDA 11.3 (cudatoolkit 11.3.1)" in problem
+    assert "no NVIDIA driver" in problem
+    assert "CONDA_OVERRIDE_CUDA" not in problem  # never a CUDA environment without a GPU
+    (problem,) = _machine_check(lockfile, MachineFacts("10.2", "440.33", glibc="2.36"))
+    assert "which need a driver for CUDA 11 or newer (>= 450.80.02)" in problem
+    assert "driver 440.33 supports CUDA 10.2" in problem
+    # CUDA 11.2 driver, 11.3 build: the same major, so minor-version compatibility.
+    assert _machine_check(lockfile, MachineFacts("11.2", "460.32.03", glibc="2.36")) == []
     assert _machine_check(lockfile, MachineFacts(driver_cuda="12.4", glibc="2.36")) == []
 
 
@@ -225,32 +231,17 @@ def test_conda_forge_cudatoolkit_era_locks(
 ) -> None:
     lockfile = _write(tmp_path, _conda_forge_1x_lock(build, depends_cuda))
     locked = read_locked_platform(lockfile, "linux-64")
-    assert required_cuda(locked) == needs
+    need = cuda_need(locked)
+    assert ((need.build, need.source) if need else (None, None)) == needs
     assert bool(_machine_check(lockfile, NO_DRIVER)) == (needs[0] is not None)
     assert _machine_check(lockfile, MachineFacts(driver_cuda="11.8", glibc="2.17")) == []
 
 
-def test_foreign_cuda_lock_is_refused_by_the_cli_before_any_download(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path
+def test_foreign_cuda_lock_is_refused_by_the_cli_before_any_download(
+    cli: Cli, tmp_path: Path
 ) -> None:
     # Its URLs point at conda.anaconda.org: any download attempt would fail differently.
     lockfile = _write(tmp_path, PYTORCH_CHANNEL_LOCK, "foreign.conda-lock.yml")
-    text = _refused(cli, lockfile, tmp_path, {"CONDA_OVERRIDE_CUDA": "11.2"})
-    assert "foreign.conda-lock.yml does not fit this machine: the lock needs CUDA 11.3" in text
-
-
-@pytest.mark.parametrize(
-    ("build", "cuda"),
-    [
-        ("cuda129_mkl_py312_hc17a9ed_302", "12.9"),
-        ("cuda130_generic_py313_h1234567_202", "13.0"),
-        ("cuda112py310he33e0d6_200", "11.2"),
-        ("py3.10_cuda11.8_cudnn8.7.0_0", "11.8"),
-        ("cpu_mkl_py312_hebc1070_102", None),
-        ("py3.9_cpu_0", None),
-    ],
-)
-def test_cuda_version_in_pytorch_build_strings(build: str, cuda: str | None) -> None:
-    from setup_tool.install.compat import _build_cuda
-
-    assert _build_cuda(build) == cuda
+    text = _refused(cli, lockfile, tmp_path, {"CONDA_OVERRIDE_CUDA": "10.2"})
+    assert "foreign.conda-lock.yml does not fit this machine: pytorch is a CUDA build" in text
+    assert "setup-tool lock" not in text and "--variant" not in text  # not the project's lock

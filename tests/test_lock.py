@@ -3,6 +3,7 @@ compatibility, determinism, ``check_lock``, and failures that must leave the loc
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -241,11 +242,22 @@ def test_check_flips_to_stale_after_a_spec_edit_and_back_after_relock(
 
 def test_check_depends_on_channel_and_cuda(locked_project: Path, channel_url: str) -> None:
     assert check_lock(locked_project, Variant.cuda, channels=[channel_url]).up_to_date
-    # The lock was made from the local channel, not conda-forge: against conda-forge it is stale.
-    assert not check_lock(locked_project, Variant.cuda, environ={}).up_to_date
+    # Locked from the local channel (an override): checked against it unless told otherwise.
+    recorded = check_lock(locked_project, Variant.cuda, environ={})
+    assert recorded.up_to_date
+    assert recorded.channels is not None and recorded.channels.kind == "lockfile"
+    assert recorded.channels.source == "envs/locks/cuda.conda-lock.yml"
     assert check_lock(
         locked_project, Variant.cuda, environ={"SETUP_TOOL_CHANNEL": channel_url}
     ).up_to_date
+    # Against conda-forge it is not current: the spec is the same, the channels are not.
+    other = check_lock(locked_project, Variant.cuda, channels=["conda-forge"], environ={})
+    assert [(p.platform, p.state) for p in other.platforms] == [
+        ("linux-64", "channels"),
+        ("linux-aarch64", "channels"),
+    ]
+    assert other.locked_channels == (channel_url,)
+    assert other.refresh == "setup-tool lock --variant cuda"  # conda-forge is the spec's
     other_cuda = check_lock(locked_project, Variant.cuda, channels=[channel_url], cuda="13.0")
     assert other_cuda.stale_platforms == ("linux-64", "linux-aarch64")
     assert other_cuda.refresh.endswith("--cuda 13.0")
@@ -432,29 +444,27 @@ def test_channel_as_a_directory_path(project: Path, local_channel: Any) -> None:
     assert result.channels.urls == (local_channel.url,)
 
 
-def test_closed_port_fails_fast_naming_the_channel(
-    project: Path, unreachable_channel_url: str
-) -> None:
-    start = time.monotonic()
+def test_closed_port_fails_naming_the_channel(project: Path, unreachable_channel_url: str) -> None:
     with pytest.raises(ChannelUnreachable) as info:
         lock_variant(project, Variant.cpu, channels=[unreachable_channel_url])
-    assert time.monotonic() - start < 30
     assert unreachable_channel_url in str(info.value)
     assert "--channel" in (info.value.hint or "")
     assert not lockfile_path(project, Variant.cpu).exists()
 
 
-def test_conda_forge_unreachable_fails_within_30_s(project: Path) -> None:
-    """The build machines cannot reach conda-forge: the default channel must fail clearly."""
-    start = time.monotonic()
-    try:
+def test_conda_forge_unreachable_fails_clearly(project: Path) -> None:
+    """The default channel (the spec's conda-forge) when conda-forge cannot be reached.
+
+    Offline by construction on every machine: conftest points HTTPS_PROXY at a refusing
+    127.0.0.1 port, so the request for conda.anaconda.org is refused, not sent.
+    """
+    assert os.environ["HTTPS_PROXY"].startswith("http://127.0.0.1:")
+    with pytest.raises(ChannelUnreachable) as info:
         lock_variant(project, Variant.mps, environ={})
-    except ChannelUnreachable as exc:
-        assert "conda-forge" in str(exc)
-        assert "--channel" in (exc.hint or "")
-    else:  # pragma: no cover (only where conda-forge is reachable)
-        pytest.skip("conda-forge is reachable from here")
-    assert time.monotonic() - start < 30
+    assert "conda-forge" in str(info.value)
+    assert "connection refused" in str(info.value)
+    assert "--channel" in (info.value.hint or "")
+    assert not lockfile_path(project, Variant.mps).exists()
 
 
 def test_missing_local_channel_is_unreachable(project: Path, tmp_path: Path) -> None:
@@ -471,7 +481,86 @@ def test_server_that_never_answers_times_out(project: Path) -> None:
         url = f"http://127.0.0.1:{server.getsockname()[1]}/conda-forge"
         from setup_tool.lock import channels
 
+        # A hang is the failure tested here: the bound is generous (the timeout is 1 s).
         start = time.monotonic()
         with pytest.raises(ChannelUnreachable, match="no answer"):
-            channels.probe([url], timeout=1.0)
-        assert time.monotonic() - start < 5
+            channels.check_reachable([url], timeout=1.0)
+        assert time.monotonic() - start < 30
+
+
+# --- Progress events ----------------------------------------------------------------------------
+
+
+def test_progress_events_carry_the_data_not_text(project: Path, channel_url: str) -> None:
+    from setup_tool.lock import LockProgress, PlatformLock
+    from setup_tool.lock.channels import Channels
+
+    events: list[tuple[str, ...]] = []
+
+    class Recorder(LockProgress):
+        def locking(self, variant: Variant, platforms: Any, channels: Channels) -> None:
+            events.append(("locking", variant.value, *platforms, channels.source))
+
+        def solved(self, variant: Variant, lock: PlatformLock) -> None:
+            events.append(("solved", variant.value, lock.platform, str(lock.packages)))
+
+    lock_variants(project, [Variant.cpu, Variant.mps], channels=[channel_url], progress=Recorder())
+    assert events[:2] == [
+        ("locking", "cpu", "linux-64", "linux-aarch64", "osx-arm64", "--channel"),
+        ("locking", "mps", "osx-arm64", "--channel"),
+    ]
+    solved = sorted(e[1:3] for e in events[2:])
+    assert solved == [
+        ("cpu", "linux-64"),
+        ("cpu", "linux-aarch64"),
+        ("cpu", "osx-arm64"),
+        ("mps", "osx-arm64"),
+    ]
+
+
+def test_lock_records_where_its_channels_came_from(
+    project: Path, channel_url: str, local_channel: Any, tmp_path: Path
+) -> None:
+    from setup_tool.lock.metadata import CUSTOM_CHANNELS_FROM
+
+    result = lock_variant(project, Variant.mps, channels=[channel_url], environ={})
+    lock = parse(result.path)
+    assert [c.url for c in lock.metadata.channels] == [channel_url]
+    assert lock.metadata.custom_metadata[CUSTOM_CHANNELS_FROM] == "override"
+    header = result.path.read_text().split("\nversion:")[0]
+    assert f"# Relock:            setup-tool lock --variant mps --channel {channel_url}" in header
+
+    # A plain relock (no flag, no variable) stays on the recorded channel.
+    mps_yml = project / "envs" / "mps.yml"
+    mps_yml.write_text(mps_yml.read_text().replace("dependencies: []", "dependencies: [filelock]"))
+    stale = check_lock(project, Variant.mps, environ={})
+    assert stale.stale_platforms == ("osx-arm64",)
+    assert stale.refresh == f"setup-tool lock --variant mps --channel {channel_url}"
+    again = lock_variant(project, Variant.mps, environ={})
+    assert again.channels.kind == "lockfile" and again.channels.urls == (channel_url,)
+    assert parse(again.path).metadata.custom_metadata[CUSTOM_CHANNELS_FROM] == "override"
+
+    # Another override replaces it, and is recorded in turn.
+    mirror = local_channel.copy_to(tmp_path / "mirror")
+    moved = lock_variant(project, Variant.mps, channels=[mirror.url], environ={})
+    assert [c.url for c in parse(moved.path).metadata.channels] == [mirror.url]
+    assert check_lock(project, Variant.mps, environ={}).channels.urls == (mirror.url,)  # type: ignore[union-attr]
+
+
+def test_an_override_equal_to_the_spec_counts_as_the_spec(project: Path) -> None:
+    from setup_tool.lock.channels import resolve_channels
+
+    chosen = resolve_channels(["conda-forge"], ["conda-forge"], "envs/base.yml", {})
+    assert (chosen.kind, chosen.source, chosen.overridden) == ("spec", "envs/base.yml", False)
+
+
+def test_a_lock_without_the_key_is_checked_against_its_spec(
+    locked_project: Path, tmp_path: Path
+) -> None:
+    """Older locks, and conda-lock's own, say nothing about overrides: the spec decides."""
+    root = Path(shutil.copytree(locked_project, tmp_path / "old"))
+    path = lockfile_path(root, Variant.cpu)
+    path.write_text(path.read_text().replace("    setup-tool.channels-from: override\n", ""))
+    result = check_lock(root, Variant.cpu, environ={})
+    assert result.channels is not None and result.channels.kind == "spec"
+    assert {p.state for p in result.platforms} == {"channels"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from channel import (
     PackageSpec,
     build_channel,
     conda_forge_like,
+    serve_channel,
 )
+from install_support import newer_numpy
 
 
 def test_pytorch_builds_follow_conda_forge_scheme(local_channel: LocalChannel) -> None:
@@ -119,6 +122,42 @@ def test_copy_and_add_make_a_new_release(local_channel: LocalChannel, tmp_path: 
     repodata = (tmp_path / "copy" / "noarch" / "repodata.json").read_text()
     assert "filelock-3.21.0-pyhd8ed1ab_0.conda" in repodata
     assert "filelock-3.21.0" not in (local_channel.root / "noarch" / "repodata.json").read_text()
+
+
+def test_a_release_added_within_the_same_second_is_seen_over_http(
+    local_channel: LocalChannel, tmp_path: Path
+) -> None:
+    """The served repodata is revalidated by content, not by its mtime's whole second.
+
+    The rewritten repodata.json gets back the first one's mtime, the worst case of a rewrite
+    in the same second: an ``If-Modified-Since`` answer would be "304" and keep numpy 2.3.5.
+    """
+    import rattler
+
+    copy = local_channel.copy_to(tmp_path / "channel")
+    repodata = copy.root / "linux-64" / "repodata.json"
+
+    def numpy_versions(url: str) -> set[str]:
+        async def query() -> set[str]:
+            gateway = rattler.Gateway(cache_dir=tmp_path / "repodata")  # one cache: revalidates
+            found = await gateway.query(
+                [rattler.Channel(url)], ["linux-64"], [rattler.MatchSpec("numpy")]
+            )
+            return {
+                str(record.version)
+                for records in found
+                for record in records
+                if record.name.normalized == "numpy"  # the query also returns dependencies
+            }
+
+        return asyncio.run(query())
+
+    with serve_channel(copy.root) as url:
+        assert numpy_versions(url) == {"2.3.5"}
+        first = repodata.stat()
+        copy.add(newer_numpy(copy))
+        os.utime(repodata, ns=(first.st_atime_ns, first.st_mtime_ns))
+        assert numpy_versions(url) == {"2.3.5", "2.4.0"}
 
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("python3") is None, reason="linux-64")

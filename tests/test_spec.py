@@ -99,7 +99,10 @@ def test_unknown_key_lists_valid_keys(project: Path) -> None:
         load_spec(project, Variant.cpu)
     message = str(info.value)
     assert message.startswith("envs/cpu.yml:3: unknown key 'variables'")
-    assert "valid keys: channels, dependencies, name, platforms, virtual-packages" in message
+    assert (
+        "valid keys: allow-pypi-requests, channels, dependencies, name, pip-repositories, "
+        "platforms, virtual-packages"
+    ) in message
     assert "\n" not in message
 
 
@@ -159,10 +162,48 @@ def test_platforms_in_base_are_refused(project: Path) -> None:
         load_spec(project, Variant.cpu)
 
 
-def test_pip_section_is_refused_with_line(project: Path) -> None:
+def test_pip_section_is_read_and_the_variant_file_wins(project: Path) -> None:
     base = (project / "envs" / "base.yml").read_text()
-    write(project, "base.yml", base + "  - pip:\n      - requests\n")
-    with pytest.raises(SpecError, match=r"base.yml:\d+: `pip:` sub-lists are not supported"):
+    write(project, "base.yml", base + "  - pip:\n      - Requests[socks]>=2.31\n      - tqdm\n")
+    cpu = (project / "envs" / "cpu.yml").read_text()
+    write(project, "cpu.yml", cpu + "  - pip:\n      - requests==2.32.3\n")
+    spec = load_spec(project, Variant.cpu)
+    assert spec.pip == {"requests": "requests==2.32.3", "tqdm": "tqdm"}
+    assert "pip:requests" not in spec.dependencies  # conda packages stay conda packages
+    assert load_spec(project, Variant.mps).pip["requests"] == "Requests[socks]>=2.31"
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("  - npm:\n      - left-pad\n", r"`npm:` sub-lists are not supported \(only `pip:` is\)"),
+        ("  - pip:\n      - -e ./src\n", r"pip option '-e' is not supported"),
+        ("  - pip:\n      - requests>=>2\n", r"'requests>=>2' is not a valid pip requirement"),
+        (
+            "  - pip:\n      - bar @ https://example.org/bar-1.0-py3-none-any.whl\n",
+            r"'bar @ https://example.org/bar-1.0-py3-none-any.whl': direct URL requirements",
+        ),
+        ("  - pip: [a]\n  - pip: [b]\n", r"more than one `pip:` item"),
+    ],
+    ids=["other-manager", "editable", "invalid", "url", "two-pip-items"],
+)
+def test_bad_pip_items_are_refused_with_line(project: Path, item: str, expected: str) -> None:
+    base = (project / "envs" / "base.yml").read_text()
+    line = len(base.splitlines()) + 1
+    write(project, "base.yml", base + item)
+    with pytest.raises(SpecError, match=rf"^envs/base.yml:({line}|{line + 1}): {expected}"):
+        load_spec(project, Variant.cpu)
+
+
+def test_pip_repositories_and_allow_pypi_requests(project: Path) -> None:
+    base = (project / "envs" / "base.yml").read_text()
+    extra = "pip-repositories:\n  - https://mirror.example/simple\nallow-pypi-requests: false\n"
+    write(project, "base.yml", base + extra)
+    spec = load_spec(project, Variant.cpu)
+    assert spec.pip_repositories == ("https://mirror.example/simple",)
+    assert spec.allow_pypi_requests is False
+    write(project, "base.yml", base + "allow-pypi-requests: maybe\n")
+    with pytest.raises(SpecError, match="`allow-pypi-requests` must be true or false"):
         load_spec(project, Variant.cpu)
 
 

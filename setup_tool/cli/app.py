@@ -42,28 +42,74 @@ _USAGE_ERRORS = _click_usage_errors()
 class _Group(TyperGroup):
     """Maps ``SetupToolError`` and usage errors to one ``error:`` line, a hint and an exit code.
 
-    Sub-command parsing happens inside ``Group.invoke``, so bad flags land here too; typer's
-    multi-line boxed usage errors become one line that names the fix.
+    Sub-command parsing happens inside ``Group.invoke``, so bad flags land there; the group's
+    own options (``setup-tool --bogus``) are parsed earlier, in ``parse_args``, so that is
+    wrapped too. typer's multi-line boxed usage errors become one line that names the fix. A
+    command run with ``--json`` also gets its refusal as the one JSON document on stdout
+    (``error_document``), so a script always has exactly one document to read, whatever happened.
     """
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERRORS as exc:
+            self._usage_failure(False, exc)
+
     def invoke(self, ctx: Any) -> Any:
+        json_output = self._wants_json(ctx)
+        Terminal.json_written = False
         try:
             return super().invoke(ctx)
         except SetupToolError as exc:
-            Terminal().error(escape(exc.message), escape(exc.hint) if exc.hint else None)
-            raise typer.Exit(int(exc.exit_code)) from None
+            self._fail(json_output, exc.to_json(), exc.message, exc.hint)
         except KeyboardInterrupt:
             # Every command leaves things as they were when interrupted (install's atomic
             # swap, lock's temp-file write); say so instead of dying silently.
-            Terminal().error("interrupted: nothing was changed by the unfinished step")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            message = "interrupted: nothing was changed by the unfinished step"
+            error = _error("Interrupted", message, None, ExitCode.INTERRUPTED)
+            self._fail(json_output, error, message, None)
         except _USAGE_ERRORS as exc:
-            usage_ctx = getattr(exc, "ctx", None)
-            command = usage_ctx.command_path if usage_ctx else "setup-tool"
-            # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
-            message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
-            Terminal().error(escape(message), f"see `{command} --help`")
-            raise typer.Exit(int(ExitCode.USAGE)) from None
+            self._usage_failure(json_output, exc)
+
+    def _usage_failure(self, json_output: bool, exc: Exception) -> NoReturn:
+        usage_ctx = getattr(exc, "ctx", None)
+        command = usage_ctx.command_path if usage_ctx else "setup-tool"
+        # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
+        message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+        hint = f"see `{command} --help`"
+        self._fail(json_output, _error("UsageError", message, hint, ExitCode.USAGE), message, hint)
+
+    @staticmethod
+    def _fail(json_output: bool, error: dict[str, Any], message: str, hint: str | None) -> NoReturn:
+        terminal = Terminal()
+        terminal.error(escape(message), escape(hint) if hint else None)
+        if json_output and not Terminal.json_written:
+            terminal.json(error_document(error))
+        raise typer.Exit(int(error["exit_code"])) from None
+
+    def _wants_json(self, ctx: Any) -> bool:
+        """Whether the command line asks a command that has ``--json`` for it (read before
+        parsing, so that a refusal while parsing is JSON too)."""
+        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        if not args:
+            return False
+        command = self.get_command(ctx, args[0])
+        rest = args[1 : args.index("--")] if "--" in args else args[1:]
+        return (
+            command is not None
+            and "--json" in rest
+            and any("--json" in getattr(param, "opts", ()) for param in command.params)
+        )
+
+
+def _error(kind: str, message: str, hint: str | None, code: ExitCode) -> dict[str, Any]:
+    return {"type": kind, "message": message, "hint": hint, "exit_code": int(code)}
+
+
+def error_document(error: dict[str, Any]) -> dict[str, Any]:
+    """The one JSON document of a refused ``--json`` command (schema version 1, documented in
+    docs/install.md "JSON output"): ``status`` is "error" and ``error`` says why."""
+    return {"schema_version": 1, "status": "error", "error": error}
 
 
 app = typer.Typer(

@@ -6,6 +6,8 @@ import os
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from setup_tool.cli.app import app, fail
@@ -25,8 +27,10 @@ def detect(
 ) -> None:
     """Show this machine's facts and the PyTorch variant that fits it.
 
-    The variant is cuda on Linux with an NVIDIA driver new enough for a conda-forge CUDA build
-    of PyTorch (12.9 or 13.0), mps on Apple Silicon, cpu otherwise. --variant, then
+    The variant is cuda on Linux with an NVIDIA driver that runs a conda-forge CUDA build of
+    PyTorch (12.9 or 13.0), mps on Apple Silicon, cpu otherwise. A CUDA X.y build runs on a
+    driver for CUDA X or newer (12.x: driver 525.60.13 or newer; 13.x: 580 or newer); a driver
+    of an older minor gets a warning (CUDA minor-version compatibility). --variant, then
     SETUP_TOOL_VARIANT, override the choice; CONDA_OVERRIDE_CUDA overrides the driver's CUDA
     version as in conda (empty means no CUDA). Exit code 3 when no variant supports this
     platform.
@@ -39,7 +43,7 @@ def detect(
     if json_output:
         terminal.json(detection.to_json())
     else:
-        terminal.show(render_detection(detection, show_sources=explain))
+        show_full_width(terminal, render_detection(detection, show_sources=explain))
         for warning in detection.target.warnings:
             terminal.warn(escape(warning))
     if not detection.target.supported:
@@ -49,6 +53,25 @@ def detect(
                 "setup-tool locks linux-64, linux-aarch64 and osx-arm64",
             )
         fail(ExitCode.UNSUPPORTED_PLATFORM)
+
+
+def show_full_width(terminal: Terminal, table: Table) -> None:
+    """Print ``table`` on stdout; outside a terminal (a pipe, a file) at its natural width, so
+    that no value is cut to fit 80 columns: what is piped is meant to be read in full."""
+    out = terminal.out
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = Measurement.get(out, out.options.update(width=100_000), table).maximum
+    wide = Console(
+        file=out.file,
+        width=max(natural, out.width),
+        highlight=False,
+        soft_wrap=True,
+        no_color=out.no_color,
+        color_system=None,
+    )
+    wide.print(table)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -145,6 +168,8 @@ def _target_rows(detection: Detection) -> list[Row]:
     ]
     if target.cuda_build or target.driver_cuda:
         cuda = f"build {target.cuda_build or '-'}, driver {target.driver_cuda or '-'}"
+        if target.cuda_fit is not None:
+            cuda += f" (rule: {target.cuda_fit.rule})"
         rows.append(("CUDA", escape(cuda), None))
     if target.virtual_packages:
         packages = " ".join(str(vp) for vp in target.virtual_packages)

@@ -1,23 +1,36 @@
-"""``setup-tool env`` (``make env``): detect → lock if missing or stale → install → doctor.
+"""``setup-tool env`` (``make env``): render ``setup_tool.pipeline``'s steps, pick the exit code.
 
-Each step prints one line and hands its result to the next; every step is itself a no-op when
-nothing changed, so a rerun is quick (the doctor's ``import torch`` dominates it). The first
-failing step's error and exit code end the run.
+The pipeline (detect → lock if missing or stale → install → doctor) lives in the core; this
+module prints one line per step and, when the doctor finds a problem, its full report.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from setup_tool.cli.app import app, fail
-from setup_tool.cli.options import PrefixOption, VariantOption
-from setup_tool.errors import UnsupportedPlatform
+from setup_tool.cli.options import (
+    PipIndexUrlOption,
+    PrefixOption,
+    TorchFromOption,
+    VariantOption,
+)
+from setup_tool.install.progress import Progress
 from setup_tool.paths import shown_path
+from setup_tool.pipeline import DetectStep, EnvRequest, LockStep, PipelineEvents
 from setup_tool.terminal import Terminal, escape
-from setup_tool.variants import VariantChoice
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from setup_tool.doctor import DoctorResult
+    from setup_tool.install import InstallResult
+    from setup_tool.lock import CheckResult
+    from setup_tool.lock.progress import LockProgress
 
 
 @app.command()
@@ -31,6 +44,8 @@ def env(
             "URL); repeatable. Default: $SETUP_TOOL_CHANNEL. Only used when a lock is needed.",
         ),
     ] = None,
+    pip_index_url: PipIndexUrlOption = None,
+    torch_from: TorchFromOption = None,
     prefix: PrefixOption = None,
     doctor: Annotated[
         bool, typer.Option("--doctor/--no-doctor", help="Run the doctor's check at the end.")
@@ -43,66 +58,85 @@ def env(
     nothing.
     """
     from setup_tool.cli.doctor import render_doctor
-    from setup_tool.cli.install import RichInstallProgress, install_request, usage_hint
-    from setup_tool.detect import detect, overrides_from
-    from setup_tool.doctor import run_doctor
-    from setup_tool.install import install
-    from setup_tool.lock import check_lock, lock_variant
+    from setup_tool.cli.install import usage_hint
     from setup_tool.paths import project_root
+    from setup_tool.pipeline import run_env
 
     terminal = Terminal()
-    root = project_root()
-
-    # 1. detect
-    detection = detect(overrides_from(variant, os.environ), os.environ)
-    target = detection.target
-    if target.variant is None:
-        raise UnsupportedPlatform(
-            f"no variant supports this machine: {target.reason}",
-            "`setup-tool detect --sources` shows what was found; --variant forces one",
-        )
-    chosen = target.variant
-    terminal.step(
-        f"detect: [bold]{chosen.value}[/] (from {escape(target.variant_source)}): "
-        f"{escape(target.reason)}"
+    request = EnvRequest(
+        root=project_root(),
+        variant=variant,
+        channels=tuple(channel) if channel else None,
+        pip_indexes=tuple(pip_index_url) if pip_index_url else None,
+        torch_from=torch_from.value if torch_from else None,
+        prefix=prefix,
+        doctor=doctor,
+        environ=os.environ,
     )
-    for warning in target.warnings:
-        terminal.warn(escape(warning))
+    with ExitStack() as spinner:
+        result = run_env(request, EnvEvents(terminal, request.root, spinner))
+    if result.doctor is not None and result.exit_code:
+        render_doctor(result.doctor, terminal)
+        fail(result.exit_code)
+    terminal.show(usage_hint(result.install))
 
-    # 2. lock, only when missing or stale
-    check = check_lock(root, chosen, channels=channel)
-    lockfile = check.path
-    shown = shown_path(lockfile, root)
-    if check.up_to_date:
-        terminal.step(f"lock: {shown} is up to date")
-    else:
+
+class EnvEvents(PipelineEvents):
+    """One ``==>`` line per step on stderr; the doctor runs under a spinner."""
+
+    def __init__(self, terminal: Terminal, root: Path, spinner: ExitStack) -> None:
+        self.terminal = terminal
+        self.root = root
+        self.spinner = spinner
+
+    def detected(self, step: DetectStep) -> None:
+        target = step.detection.target
+        self.terminal.step(
+            f"detect: [bold]{step.variant.value}[/] (from {escape(target.variant_source)}): "
+            f"{escape(target.reason)}"
+        )
+        for warning in target.warnings:
+            self.terminal.warn(escape(warning))
+
+    def locking(self, check: CheckResult) -> None:
         why = check.problem or f"stale for {', '.join(check.stale_platforms)}"
-        terminal.step(f"lock: {shown} is {escape(why)}; locking (this needs the channel) ...")
-        lock_variant(root, chosen, channels=channel, terminal=terminal)
-
-    # 3. install
-    request = install_request(detection, lockfile=lockfile, prefix=prefix)
-    result = install(request, RichInstallProgress(terminal))
-    terminal.step(
-        f"install: {shown_path(result.prefix, root)} "
-        + ("is up to date" if result.status == "up-to-date" else "installed")
-        + f" ({result.seconds:.1f} s)"
-    )
-
-    # 4. doctor
-    if not doctor:
-        terminal.show(usage_hint(result))
-        return
-    with terminal.status("doctor: checking the accelerator (imports torch) ..."):
-        report = run_doctor(
-            python=None,
-            prefix=result.prefix,
-            expect=VariantChoice(chosen.value),
-            root=root,
-            environ=os.environ,
+        self.terminal.step(
+            f"lock: {escape(shown_path(check.path, self.root))} is {escape(why)}; "
+            "locking (this needs the channel) ..."
         )
-    if report.exit_code:
-        render_doctor(report, terminal)
-        fail(report.exit_code)
-    terminal.step(f"doctor: {escape(report.summary)}")
-    terminal.show(usage_hint(result))
+
+    def locked(self, step: LockStep) -> None:
+        built_for = f" (PyTorch for CUDA {escape(step.cuda)})" if step.cuda else ""
+        if not step.relocked:
+            self.terminal.step(
+                f"lock: {escape(shown_path(step.lockfile, self.root))} is up to date{built_for}"
+            )
+        elif built_for:
+            self.terminal.step(f"lock: {escape(shown_path(step.lockfile, self.root))}{built_for}")
+
+    def lock_progress(self) -> LockProgress:
+        from setup_tool.cli.lock import RichLockProgress
+
+        return RichLockProgress(self.terminal)
+
+    def install_progress(self) -> Progress:
+        from setup_tool.cli.install import RichInstallProgress
+
+        return RichInstallProgress(self.terminal)
+
+    def installed(self, result: InstallResult) -> None:
+        state = "is up to date" if result.status == "up-to-date" else "installed"
+        self.terminal.step(
+            f"install: {escape(shown_path(result.prefix, self.root))} {state} "
+            f"({result.seconds:.1f} s)"
+        )
+
+    def doctor_started(self) -> None:
+        self.spinner.enter_context(
+            self.terminal.status("doctor: checking the accelerator (imports torch) ...")
+        )
+
+    def doctor_finished(self, result: DoctorResult) -> None:
+        self.spinner.close()
+        if not result.exit_code:
+            self.terminal.step(f"doctor: {escape(result.summary)}")

@@ -22,22 +22,35 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
-from setup_tool.errors import UnsupportedPlatform
 from setup_tool.install.progress import Progress
+from setup_tool.install.request import install_request
 from setup_tool.terminal import Terminal, escape
 
+__all__ = ["RichInstallProgress", "install", "install_request", "render_install", "usage_hint"]
+
 if TYPE_CHECKING:
-    from setup_tool.detect import Detection
-    from setup_tool.install import InstallRequest, InstallResult
-    from setup_tool.install.lockread import LockedPackage
+    from setup_tool.install import InstallResult
+    from setup_tool.install.download import Artifact
+    from setup_tool.install.plan import WheelPlan
 
 
 LockfileOption = Annotated[
     Path | None,
     typer.Option(
         "--lockfile",
-        help="conda-lock file to install (default: envs/locks/<variant>.conda-lock.yml).",
+        help="Lockfile to install: a conda-lock file, or an explicit (@EXPLICIT) lockfile for "
+        "this platform (default: envs/locks/<variant>.conda-lock.yml).",
         show_default=False,
+    ),
+]
+
+
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+        "#sha256:<hex>), unchecked. Without it such a file is refused.",
     ),
 ]
 
@@ -59,15 +72,18 @@ def install(
             show_default=False,
         ),
     ] = None,
+    allow_unverified: AllowUnverifiedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
 
-    The lock must contain this machine's platform and fit it (a CUDA build needs a driver
-    for its CUDA version) before anything is downloaded. Every package's sha256 is checked
+    The lock must contain this machine's platform and fit it before anything is downloaded:
+    CUDA builds need an NVIDIA driver for their CUDA major (12.x: 525.60.13 or newer; 13.x:
+    580 or newer; an older minor is a warning), and the glibc / macOS its packages ask for.
+    Every package's hash (sha256; md5 where an explicit lockfile has only that) is checked
     before it is linked; the environment at the prefix changes in one atomic step, so an
-    interrupted install leaves the previous one working. Packages are cached in
-    SETUP_TOOL_CACHE (default: the user cache directory).
+    interrupted install leaves the previous one working. --dry-run never contacts the
+    channel. Packages are cached in SETUP_TOOL_CACHE (default: the user cache directory).
     """
     from setup_tool.detect import detect, overrides_from
     from setup_tool.install import install as run_install
@@ -82,58 +98,20 @@ def install(
         # an environment lacks what the extra categories' packages depend on.
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
+        allow_unverified=allow_unverified,
     )
-    for warning in detection.target.warnings:
+    # Detection's warnings about the CUDA build are left to the lock's own machine check,
+    # which knows the build the lock really holds.
+    target = detection.target
+    for warning in (w for w in target.warnings if w not in target.cuda_warnings):
         terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())
-    else:
-        render_install(terminal, result)
-
-
-def install_request(
-    detection: Detection,
-    *,
-    lockfile: Path | None,
-    prefix: Path | None,
-    categories: tuple[str, ...] = ("main",),
-    dry_run: bool = False,
-) -> InstallRequest:
-    """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
-    from setup_tool.install import InstallRequest, MachineFacts
-    from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
-
-    target, platform = detection.target, detection.platform
-    root = project_root()
-    if target.variant is None and (lockfile is None or prefix is None):
-        raise UnsupportedPlatform(
-            f"no variant supports this machine: {target.reason}",
-            "pass --variant, or both --lockfile and --prefix, to install anyway",
-        )
-    refresh = ""
-    if target.variant is not None:
-        refresh = f"create or refresh it with `setup-tool lock --variant {target.variant.value}`"
-        lockfile = lockfile or lockfile_path(root, target.variant)
-        prefix = prefix or default_prefix(root, target.variant)
-    assert lockfile is not None and prefix is not None
-    environ = os.environ
-    machine = MachineFacts(
-        driver_cuda=target.driver_cuda,
-        driver_version=platform.nvidia.driver_version if platform.nvidia else None,
-        glibc=environ.get("CONDA_OVERRIDE_GLIBC") or platform.glibc_version,
-        macos=environ.get("CONDA_OVERRIDE_OSX") or platform.macos_version,
-    )
-    return InstallRequest(
-        lockfile=lockfile,
-        prefix=prefix,
-        platform=target.subdir,
-        machine=machine,
-        cache_root=cache_dir().absolute(),
-        categories=categories,
-        dry_run=dry_run,
-        refresh_hint=refresh,
-    )
+        return
+    for warning in result.warnings:
+        terminal.warn(escape(warning))
+    render_install(terminal, result)
 
 
 def render_install(terminal: Terminal, result: InstallResult) -> None:
@@ -152,24 +130,58 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             )
         for name in plan.remove:
             terminal.show(f"  [red]- {escape(name)}[/]")
-        size = "unknown size" if plan.download_bytes is None else _size(plan.download_bytes)
+        size = _download_size(len(plan.to_download), plan.known_bytes, len(plan.unknown_sizes))
         terminal.show(
             f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
             f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
             f"({size})"
         )
+        render_pip_plan(terminal, plan.pip)
+        if plan.size_note or plan.pip.sizes.note:
+            note = plan.size_note or plan.pip.sizes.note or ""
+            terminal.info(f"  [dim]sizes: {escape(note)}[/]")
         return
     if result.status == "up-to-date":
         terminal.success(
             f"{where} is up to date with {escape(result.lockfile.name)} ({result.seconds:.2f} s)"
         )
     else:
+        pip = plan.pip
+        wheels = len(pip.add) + len(pip.change) + len(pip.keep)
+        pip_part = (
+            f" and {wheels} pip packages ({len(pip.add)} added, {len(pip.change)} changed, "
+            f"{len(pip.remove)} removed)"
+            if wheels or pip.remove
+            else ""
+        )
         terminal.success(
-            f"installed {len(plan.add) + len(plan.change) + len(plan.keep)} packages into {where} "
-            f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
-            f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
+            f"installed {len(plan.add) + len(plan.change) + len(plan.keep)} packages{pip_part} "
+            f"into {where} ({len(plan.add)} added, {len(plan.change)} changed, "
+            f"{len(plan.remove)} removed; {result.downloaded} downloaded, {result.reused} from "
+            f"cache) in {result.seconds:.1f} s"
         )
     terminal.show(usage_hint(result))
+
+
+def render_pip_plan(terminal: Terminal, pip: WheelPlan) -> None:
+    """The pip part of a dry run, when the lock has one or the prefix has pip packages."""
+    if not (pip.add or pip.change or pip.remove or pip.keep):
+        return
+    for wheel in pip.add:
+        terminal.show(f"  [green]+ {escape(wheel.spec)} (pip)[/]")
+    for change in pip.change:
+        terminal.show(
+            f"  [yellow]~ {escape(change.name)} {escape(change.old)} → {escape(change.new)} "
+            f"(pip)[/]"
+        )
+    for name in pip.remove:
+        terminal.show(f"  [red]- {escape(name)} (pip)[/]")
+    sizes = pip.sizes
+    size = _download_size(len(pip.to_download), sizes.known, len(sizes.unknown))
+    terminal.show(
+        f"  pip: {len(pip.add)} to add, {len(pip.change)} to change, {len(pip.remove)} to "
+        f"remove, {len(pip.keep)} unchanged; download {len(pip.to_download)} wheels ({size})"
+    )
 
 
 def usage_hint(result: InstallResult) -> str:
@@ -180,6 +192,15 @@ def usage_hint(result: InstallResult) -> str:
         f"micromamba/mamba activate), or run its Python directly: "
         f"[bold]{escape(shlex.quote(str(result.python)))}[/]"
     )
+
+
+def _download_size(count: int, known: int, unknown: int) -> str:
+    """ "nothing", "1.5 MiB", "1.5 MiB known, 3 of unknown size" or "size unknown"."""
+    if not count:
+        return "nothing"
+    if not unknown:
+        return _size(known)
+    return f"{_size(known)} known, {unknown} of unknown size" if known else "size unknown"
 
 
 def _size(nbytes: int) -> str:
@@ -234,6 +255,26 @@ class RichInstallProgress(Progress):
         bar = self._bar
         return lambda: bar.advance(task)
 
+    def wheels(self, count: int) -> Callable[[], None] | None:
+        if self.terminal.quiet or not self.terminal.interactive:
+            return None
+        self._bar = RichProgressBar(
+            TextColumn("  pip"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.terminal.err,
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("pip", total=count)
+        bar, lock = self._bar, threading.Lock()
+
+        def advance() -> None:
+            with lock:  # called from the installer's worker threads
+                bar.advance(task)
+
+        return advance
+
     def done(self) -> None:
         if self._bar is not None:
             self._bar.stop()
@@ -257,5 +298,5 @@ class _DownloadBar:
     def advance(self, nbytes: int) -> None:
         self.bar.advance(self.task, nbytes)
 
-    def package_done(self, package: LockedPackage, cached: bool) -> None:
+    def package_done(self, package: Artifact, cached: bool) -> None:
         pass

@@ -1,7 +1,8 @@
 """Reading macOS facts from one ``sysctl`` call: version, Apple Silicon, Rosetta, CPU, memory.
 
 ``sysctl.proc_translated`` is 1 when this process runs under Rosetta (then it cannot use MPS);
-``hw.optional.arm64`` is 1 on Apple Silicon even from a translated process (FACTS.md). Keys
+``hw.optional.arm64`` is 1 on Apple Silicon even from a translated process (Apple, "About the
+Rosetta translation environment"; pytorch/pytorch#146236). Keys
 that do not exist (both of those on an Intel Mac) make sysctl complain on stderr and exit
 non-zero while still printing the others, so the output is read line by line, not by status.
 """

@@ -1,6 +1,7 @@
 """Reading the NVIDIA driver, the CUDA version it supports, and its GPUs.
 
-Sources, most reliable first (FACTS.md; the order rattler/pixi and uv use):
+Sources, most reliable first (the order rattler/pixi and uv use: rattler's
+``crates/rattler_virtual_packages/src/cuda.rs``, uv's ``crates/uv-torch/src/accelerator.rs``):
 
 1. NVML through nvidia-ml-py: driver version, ``nvmlSystemGetCudaDriverVersion_v2`` (the
    newest CUDA the driver supports, what conda calls ``__cuda``), and every GPU.
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from setup_tool.cuda_compat import cuda_from_driver
 from setup_tool.detect.facts import Gpu, Nvidia
 from setup_tool.runner import CommandResult, Runner
-from setup_tool.variants import cuda_from_driver
 
 SYS_DRIVER_VERSION = Path("/sys/module/nvidia/version")
 PROC_DRIVER_VERSION = Path("/proc/driver/nvidia/version")

@@ -4,6 +4,10 @@
 check the decision. Every decision carries its source: the variant comes from ``--variant``,
 then ``SETUP_TOOL_VARIANT``, then detection; the driver's CUDA from ``CONDA_OVERRIDE_CUDA``
 (honoured as conda does: an empty value means no CUDA), then the driver itself.
+
+Which CUDA build a driver runs is ``setup_tool.cuda_compat``'s rule (minor-version
+compatibility: a CUDA X.y build runs on a driver for CUDA X or newer); the build chosen is the
+newest conda-forge build that rule admits and every GPU has kernels in.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from setup_tool import virtual_packages
+from setup_tool import cuda_compat, virtual_packages
+from setup_tool.cuda_compat import CudaFit
 from setup_tool.detect.facts import Platform
 from setup_tool.errors import UsageError
 from setup_tool.variants import (
@@ -26,7 +31,6 @@ from setup_tool.variants import (
     VARIANT_PLATFORMS,
     Variant,
     VariantChoice,
-    min_driver_for,
 )
 from setup_tool.virtual_packages import VirtualPackage
 
@@ -98,6 +102,12 @@ class Target:
     cuda_source: str | None = None
     virtual_packages: tuple[VirtualPackage, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # The compatibility verdict behind the CUDA decision: for the build chosen, or, when none
+    # fits, for the oldest build (which names the driver to install).
+    cuda_fit: CudaFit | None = None
+    # The warnings about the CUDA build (also in ``warnings``): install leaves them out when
+    # the lock's own machine check speaks for the build it holds.
+    cuda_warnings: tuple[str, ...] = ()
 
     @property
     def supported(self) -> bool:
@@ -114,12 +124,26 @@ class Target:
             "variant_source": self.variant_source,
             "reason": self.reason,
             "subdir": self.subdir,
-            "cuda": None
-            if self.driver_cuda is None and self.cuda_build is None
-            else {"build": self.cuda_build, "driver": self.driver_cuda, "source": self.cuda_source},
+            "cuda": self._cuda_json(),
             "virtual_packages": [vp.to_json() for vp in self.virtual_packages],
             "lockfile": f"envs/locks/{self.variant.value}.conda-lock.yml" if self.variant else None,
             "warnings": list(self.warnings),
+        }
+
+    def _cuda_json(self) -> dict[str, Any] | None:
+        """``target.cuda``: the build, the driver's CUDA and the compatibility rule applied."""
+        if self.driver_cuda is None and self.cuda_build is None:
+            return None
+        fit = self.cuda_fit
+        return {
+            "build": self.cuda_build,
+            "driver": self.driver_cuda,
+            "source": self.cuda_source,
+            "rule": fit.rule if fit else None,
+            "rule_text": cuda_compat.RULE_TEXT,
+            "fits": fit.fits if fit else None,
+            "warning": fit.warning if fit else None,
+            "minimum_driver": fit.minimum_driver if fit else None,
         }
 
 
@@ -128,6 +152,7 @@ class _Choice:
     variant: Variant | None
     reason: str
     cuda_build: str | None = None
+    cuda_fit: CudaFit | None = None
 
 
 def select_target(platform: Platform, overrides: Overrides | None = None) -> Target:
@@ -138,40 +163,29 @@ def select_target(platform: Platform, overrides: Overrides | None = None) -> Tar
 
     detected = _detect_variant(platform, driver_cuda, cuda_source, warnings)
     variant, reason, cuda_build = detected.variant, detected.reason, detected.cuda_build
+    cuda_fit = detected.cuda_fit
     source = DETECTED
+    cuda_warnings: list[str] = []  # about the CUDA build (a lock's own check supersedes them)
     if overrides.variant is not None:
         variant, source = overrides.variant, overrides.variant_source
         detected_name = detected.variant.value if detected.variant else "unsupported"
         reason = f"forced by {source} (detection chose {detected_name}: {detected.reason})"
-        cuda_build = None
-        if variant is Variant.cuda:
-            cuda_build = _newest_cuda_build(platform, driver_cuda) or CONDA_FORGE_CUDA_BUILDS[-1]
-            if driver_cuda is None:
-                warnings.append(
-                    f"no NVIDIA driver CUDA detected: the cuda variant assumes CUDA {cuda_build}; "
-                    f"it can be locked here but will not run on this machine"
-                )
+        if variant is not Variant.cuda:
+            cuda_build = None
+        else:
+            cuda_warnings += _forced_cuda_warnings(driver_cuda, cuda_build, cuda_fit)
         if platform.subdir not in VARIANT_PLATFORMS[variant]:
             warnings.append(
                 f"the {variant.value} variant is built for "
                 f"{', '.join(VARIANT_PLATFORMS[variant])}, not this machine's {platform.subdir}: "
                 f"it can be locked here but not installed"
             )
-
+    if variant is Variant.cuda and cuda_fit is not None and cuda_fit.warning:
+        cuda_warnings.append(cuda_fit.warning)
     if platform.rosetta:
         warnings.append(
             "this Python runs under Rosetta (x86_64 on Apple Silicon) and cannot use MPS; the "
             "environment gets a native arm64 Python. For a native shell: `arch -arm64 zsh`"
-        )
-
-    vps: tuple[VirtualPackage, ...] = ()
-    if platform.subdir in virtual_packages.BASELINE:
-        vps = virtual_packages.for_machine(
-            platform.subdir,
-            cuda=(driver_cuda or cuda_build) if variant is Variant.cuda else driver_cuda,
-            glibc=platform.glibc_version,
-            linux_kernel=platform.kernel,
-            macos=platform.macos_version,
         )
     return Target(
         variant=variant,
@@ -181,8 +195,36 @@ def select_target(platform: Platform, overrides: Overrides | None = None) -> Tar
         cuda_build=cuda_build,
         driver_cuda=driver_cuda,
         cuda_source=cuda_source,
-        virtual_packages=vps,
-        warnings=tuple(warnings),
+        virtual_packages=_virtual_packages(platform, driver_cuda),
+        warnings=(*cuda_warnings, *warnings),
+        cuda_fit=cuda_fit if variant is Variant.cuda or driver_cuda else None,
+        cuda_warnings=tuple(cuda_warnings),
+    )
+
+
+def _forced_cuda_warnings(
+    driver_cuda: str | None, cuda_build: str | None, cuda_fit: CudaFit | None
+) -> list[str]:
+    """Why a cuda variant forced by the user will not run here, if it will not."""
+    if driver_cuda is None:
+        return [
+            "no NVIDIA driver CUDA detected: the cuda variant can be locked here but will not "
+            "run on this machine"
+        ]
+    if cuda_build is None and cuda_fit is not None:
+        return [f"{cuda_fit.reason}: the cuda variant will not run on this machine"]
+    return []
+
+
+def _virtual_packages(platform: Platform, driver_cuda: str | None) -> tuple[VirtualPackage, ...]:
+    if platform.subdir not in virtual_packages.BASELINE:
+        return ()
+    return virtual_packages.for_machine(
+        platform.subdir,
+        cuda=driver_cuda,
+        glibc=platform.glibc_version,
+        linux_kernel=platform.kernel,
+        macos=platform.macos_version,
     )
 
 
@@ -235,43 +277,73 @@ def _detect_variant(
     if cuda_source != CUDA_OVERRIDE_ENV and no_gpu:
         return _Choice(Variant.cpu, "an NVIDIA driver is loaded but it reports no GPU")
 
-    build = _newest_cuda_build(platform, driver_cuda)
+    return _cuda_choice(platform, driver_cuda, cuda_source)
+
+
+def _cuda_choice(platform: Platform, driver_cuda: str, cuda_source: str | None) -> _Choice:
+    """cuda with the newest build the driver runs and the GPUs have kernels in, else cpu."""
+    build, fit = _newest_cuda_build(platform, driver_cuda, cuda_source)
     if build is not None:
+        how = (
+            " through CUDA minor-version compatibility"
+            if fit.rule == cuda_compat.RULE_MINOR_COMPAT
+            else ""
+        )
         return _Choice(
             Variant.cuda,
             f"driver supports CUDA {driver_cuda} (from {cuda_source}); the newest conda-forge "
-            f"PyTorch build it can run is CUDA {build}",
+            f"PyTorch build it can run{how} is CUDA {build}",
             build,
+            fit,
         )
-    too_old_gpu = _oldest_gpu_capability(platform)
     offered = " and ".join(CONDA_FORGE_CUDA_BUILDS)
-    if too_old_gpu is not None and Version(driver_cuda) >= Version(CONDA_FORGE_CUDA_BUILDS[0]):
+    if fit.fits:  # the driver runs a build, but a GPU is older than every build's kernels
         return _Choice(
             Variant.cpu,
-            f"GPU compute capability {too_old_gpu} is older than any conda-forge CUDA build "
-            f"of PyTorch supports",
+            f"GPU compute capability {_oldest_gpu_capability(platform)} is older than any "
+            f"conda-forge CUDA build of PyTorch ({offered}) has kernels for",
+            None,
+            fit,
         )
     oldest = CONDA_FORGE_CUDA_BUILDS[0]
+    install = "update the NVIDIA driver"
+    if fit.minimum_driver:
+        install += f" to {fit.minimum_driver} or newer"
     return _Choice(
         Variant.cpu,
         f"the driver supports CUDA {driver_cuda} (from {cuda_source}) but conda-forge builds "
-        f"PyTorch for CUDA {offered}: update the NVIDIA driver to {min_driver_for(oldest)} "
-        f"or newer for CUDA {oldest}",
+        f"PyTorch for CUDA {offered}, which need a driver for CUDA {_major(oldest)} or newer: "
+        f"{install} for CUDA {oldest}",
+        None,
+        fit,
     )
 
 
-def _newest_cuda_build(platform: Platform, driver_cuda: str | None) -> str | None:
-    """The newest conda-forge CUDA build the driver runs and every known GPU has kernels in."""
-    if driver_cuda is None:
-        return None
+def _major(version: str) -> str:
+    parsed = cuda_compat.parse_cuda(version)
+    return str(parsed[0]) if parsed else version
+
+
+def _newest_cuda_build(
+    platform: Platform, driver_cuda: str, cuda_source: str | None
+) -> tuple[str | None, CudaFit]:
+    """The newest conda-forge CUDA build the driver runs (``cuda_compat``'s rule) and every
+    known GPU has kernels in, with its verdict; else None and the oldest build's verdict."""
+    # The driver's own version also counts, unless CONDA_OVERRIDE_CUDA replaced what it says.
+    driver_version = None
+    if cuda_source != CUDA_OVERRIDE_ENV and platform.nvidia is not None:
+        driver_version = platform.nvidia.driver_version
     oldest_gpu = _oldest_gpu_capability(platform)
+    fit = cuda_compat.check(CONDA_FORGE_CUDA_BUILDS[0], driver_cuda, driver_version=driver_version)
     for build in reversed(CONDA_FORGE_CUDA_BUILDS):
-        if Version(driver_cuda) < Version(build):
+        candidate = cuda_compat.check(build, driver_cuda, driver_version=driver_version)
+        if not candidate.fits:
             continue
+        fit = candidate
         if oldest_gpu is not None and oldest_gpu < CUDA_BUILD_MIN_COMPUTE_CAPABILITY[build]:
             continue
-        return build
-    return None
+        return build, candidate
+    return None, fit
 
 
 def _oldest_gpu_capability(platform: Platform) -> Version | None:

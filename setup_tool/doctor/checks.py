@@ -441,8 +441,7 @@ def drift_check(drift: Drift) -> Check:
     parts = []
     if drift.changed:
         shown = ", ".join(
-            f"{c.locked.name} {c.installed.version} {c.installed.build} "
-            f"(locked {c.locked.version} {c.locked.build})"
+            f"{c.installed} (locked {str(c.locked).removeprefix(c.locked.name + ' ')})"
             for c in drift.changed[:DRIFT_SHOWN]
         )
         parts.append(f"{len(drift.changed)} changed: {shown}{_more(drift.changed)}")

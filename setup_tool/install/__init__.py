@@ -1,12 +1,14 @@
 """``setup-tool install``: a conda-lock file → a verified, atomic environment at a prefix.
 
-    read lock (lockread.py) ─► machine check (compat.py) ─► plan (plan.py)
-      ─► fetch + sha256 (download.py) ─► link into staging (link.py)
+    read lock (lockread.py, wheels.py) ─► machine check (compat.py, wheelcompat.py)
+      ─► plan (plan.py) ─► fetch + sha256, conda packages and wheels (download.py)
+      ─► link into staging (link.py) ─► wheels into staging (wheelinstall.py)
       ─► state file, atomic swap (prefix.py)
 
 Nothing is downloaded before the machine check passes, nothing is linked before every
-package's hash matches, and the live prefix only ever changes by one atomic swap. The same
-lock into the same prefix is a no-op ("up to date"). ``prefix.py`` documents the design.
+package's and wheel's hash matches, and the live prefix only ever changes by one atomic swap.
+The same lock into the same prefix is a no-op ("up to date"). ``prefix.py`` documents the
+design.
 """
 
 from __future__ import annotations
@@ -23,26 +25,30 @@ from typing import Any
 from setup_tool import __version__
 from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
-from setup_tool.install.compat import MachineFacts, check_machine
-from setup_tool.install.download import PackageCache, download_sizes, fetch_all
-from setup_tool.install.lockread import LockedPlatform, read_locked_platform
-from setup_tool.install.plan import Plan, make_plan
+from setup_tool.install import sitepackages
+from setup_tool.install.compat import MachineCheck, MachineFacts, assess
+from setup_tool.install.download import Fetched, PackageCache, fetch_all, local_sizes
+from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_locked_platform
+from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
+from setup_tool.install.request import InstallRequest, install_request, machine_facts
+from setup_tool.install.wheels import LockedWheel, refuse_sources
 from setup_tool.interpreter import prefix_python
 
-__all__ = ["InstallRequest", "InstallResult", "MachineFacts", "install"]
+__all__ = [
+    "InstallRequest",
+    "InstallResult",
+    "MachineFacts",
+    "install",
+    "install_request",
+    "machine_facts",
+]
 
-
-@dataclass(frozen=True)
-class InstallRequest:
-    lockfile: Path
-    prefix: Path
-    platform: str  # this machine's conda subdir
-    machine: MachineFacts
-    cache_root: Path
-    categories: tuple[str, ...] = ("main",)
-    dry_run: bool = False
-    refresh_hint: str = ""  # how to re-create the lockfile, for error hints
+# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+UNKNOWN_SIZES_NOTE = (
+    "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
+    "packages already in the cache and of file:// packages are counted"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class InstallResult:
             "downloaded": self.downloaded,
             "reused_from_cache": self.reused,
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
         }
 
 
@@ -79,18 +86,23 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     if not request.dry_run and (fast := _unchanged(request, started)) is not None:
         return fast
     locked = read_locked_platform(
-        request.lockfile, request.platform, request.categories, refresh_hint=request.refresh_hint
+        request.lockfile,
+        request.platform,
+        request.categories,
+        refresh_hint=request.refresh_hint,
+        allow_unverified=request.allow_unverified,
     )
-    _refuse_mismatch(locked, request.machine)
+    check = assess(locked, request.machine)
+    _refuse_mismatch(locked, check, request)
+    refuse_sources(locked.wheels, locked.path)
+    warnings = (*locked.warnings, *check.warnings)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
         _check_replaceable(prefix)
-        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
-        missing = [p for p in locked.packages if not cache.has(p)]
-        plan = make_plan(locked, current, cache, sizes=download_sizes(missing))
-        return _result("dry-run", request, prefix, plan, started)
+        plan = _current_plan(locked, prefix, cache, sizes=True)
+        return _result("dry-run", request, prefix, plan, started, warnings=warnings)
 
     _check_replaceable(prefix)  # before the lock file is made next to it
     _check_writable(prefix)
@@ -98,25 +110,64 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         prefixes.recover(prefix, log=progress.step)
         if prefixes.is_foreign(prefix):
             raise _foreign(prefix)
-        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
-        plan = make_plan(locked, current, cache)
+        plan = _current_plan(locked, prefix, cache)
         if plan.up_to_date:
             # Same packages from a lockfile whose bytes changed (relocked, reformatted):
             # record it, so the next run takes the fast path.
-            prefixes.write_state(prefix, _state(locked, request))
-            return _result("up-to-date", request, prefix, plan, started)
+            prefixes.write_state(prefix, _state(locked, request, prefix))
+            return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
+        cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched = _fetch(locked, cache, progress)
+            fetched, wheels = _fetch(locked, cache, progress)
             _crash_point("after-fetch")
-            _build_and_swap(fetched, locked, request, prefix, progress)
+            _build_and_swap(fetched, wheels, locked, request, prefix, progress)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise _no_space(prefix, request) from None
             raise
-        downloaded = sum(1 for f in fetched if not f.cached)
+        everything: list[Fetched[Any]] = [*fetched, *wheels]
+        downloaded = sum(1 for f in everything if not f.cached)
         return _result(
-            "installed", request, prefix, plan, started, downloaded, len(fetched) - downloaded
+            "installed",
+            request,
+            prefix,
+            plan,
+            started,
+            downloaded,
+            len(everything) - downloaded,
+            warnings=warnings,
         )
+
+
+def _current_plan(
+    locked: LockedPlatform, prefix: Path, cache: PackageCache, *, sizes: bool = False
+) -> Plan:
+    """The plan against what the prefix holds (nothing, when it is not an environment yet);
+    with ``sizes``, what is known of the download's size without asking the channel."""
+    ours = prefixes.read_state(prefix) is not None
+    missing = [p for p in locked.packages if not cache.has(p)]
+    missing_wheels = [w for w in locked.wheels if not cache.has(w)]
+    return make_plan(
+        locked,
+        prefixes.installed_records(prefix) if ours else {},
+        cache,
+        sizes=local_sizes(missing) if sizes else None,
+        size_note=UNKNOWN_SIZES_NOTE if sizes else None,
+        current_wheels=_pip_installed(locked, prefix) if ours else {},
+        wheel_sizes=local_sizes(missing_wheels) if sizes else None,
+    )
+
+
+def _pip_installed(locked: LockedPlatform, prefix: Path) -> dict[str, Any]:
+    site = _site_packages(locked, prefix)
+    return sitepackages.pip_installed(prefix, site) if site is not None else {}
+
+
+def _site_packages(locked: LockedPlatform, root: Path) -> Path | None:
+    from setup_tool.install.wheelinstall import site_packages
+
+    python = locked.python
+    return root / site_packages(python, locked.platform) if python is not None else None
 
 
 def _absolute(prefix: Path) -> Path:
@@ -148,21 +199,48 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
         or state.get("categories") != sorted(request.categories)
         or prefixes.has_leftovers(prefix)
         or not prefixes.records_match_state(prefix, state)
+        or not _dist_infos_match_state(prefix, state)
     ):
         return None
     names = tuple(sorted(p["name"] for p in state.get("packages", [])))
-    plan = Plan(add=(), remove=(), change=(), keep=names, to_download=())
+    wheels = tuple(sorted(w["name"] for w in state.get("wheels", [])))
+    plan = Plan(
+        add=(), remove=(), change=(), keep=names, to_download=(), pip=WheelPlan(keep=wheels)
+    )
     return _result("up-to-date", request, prefix, plan, started)
 
 
-def _refuse_mismatch(locked: LockedPlatform, machine: MachineFacts) -> None:
-    problems = check_machine(locked, machine)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise LockfileMismatch(
-            f"{locked.path.name} does not fit this machine: {problems[0].reason}{more}",
-            problems[0].fix,
-        )
+def _dist_infos_match_state(prefix: Path, state: dict[str, Any]) -> bool:
+    """site-packages still has exactly the ``.dist-info`` directories it had after the
+    install (one directory listing): a wheel removed or a package added by hand fails it.
+    A state file written before setup-tool recorded them is taken as it is."""
+    if "dist_infos" not in state:
+        return True
+    recorded = state.get("site_packages")
+    present = sitepackages.dist_info_names(prefix / recorded) if recorded else []
+    return bool(present == state["dist_infos"])
+
+
+def _refuse_mismatch(locked: LockedPlatform, check: MachineCheck, request: InstallRequest) -> None:
+    """Refuse with every reason, in order (platform, CUDA, glibc, macOS, other), and every fix.
+
+    A CUDA refusal may point at the project's cpu variant (``request.cpu_alternative``), never
+    at another installer: conda-lock or conda would put the same CUDA environment on a machine
+    that cannot run it.
+    """
+    if check.fits:
+        return
+    problems = check.mismatches
+    reasons = "; ".join(p.reason for p in problems)
+    fixes = list(dict.fromkeys(p.fix for p in problems))
+    if request.cpu_alternative and any(p.kind == "cuda" for p in problems):
+        fixes.append(request.cpu_alternative)
+    count = f" ({len(problems)} reasons)" if len(problems) > 1 else ""
+    raise LockfileMismatch(
+        f"{locked.path.name} does not fit this machine{count}: {reasons}",
+        "; ".join(fixes),
+        reasons=tuple(p.to_json() for p in problems),
+    )
 
 
 def _check_replaceable(prefix: Path) -> None:
@@ -204,22 +282,45 @@ def _no_space(prefix: Path, request: InstallRequest) -> SetupToolError:
 
 
 def _foreign(prefix: Path) -> UsageError:
+    hint = "choose another --prefix: a new or empty directory, or an environment setup-tool made"
+    if prefix.is_symlink() or not prefix.is_dir():
+        kind = "a symbolic link" if prefix.is_symlink() else "a file, not a directory"
+        return UsageError(f"{prefix} is {kind}; it was left untouched", hint)
     return UsageError(
         f"{prefix} exists and is not an environment setup-tool made; it was left untouched",
-        "choose another --prefix, or remove that directory yourself if it is not needed",
+        f"{hint}, or remove that directory yourself if it is not needed",
     )
 
 
-def _fetch(locked: LockedPlatform, cache: PackageCache, progress: Progress) -> list[Any]:
-    progress.step(f"fetching and verifying {len(locked.packages)} packages")
+def _fetch(
+    locked: LockedPlatform, cache: PackageCache, progress: Progress
+) -> tuple[list[Fetched[LockedPackage]], list[Fetched[LockedWheel]]]:
+    """Every conda package and wheel, verified in the cache: one batch, one progress bar."""
+    wanted: list[LockedPackage | LockedWheel] = [*locked.packages, *locked.wheels]
+    pip = f" and {len(locked.wheels)} pip packages" if locked.wheels else ""
+    progress.step(f"fetching and verifying {len(locked.packages)} packages{pip}")
     try:
-        return fetch_all(locked.packages, cache, progress.downloads(len(locked.packages)))
+        fetched = fetch_all(wanted, cache, progress.downloads(len(wanted)))
     finally:
         progress.done()
+    conda = [
+        Fetched(f.package, f.path, f.cached, f.sha256) for f in fetched if _is_conda(f.package)
+    ]
+    wheels = [
+        Fetched(f.package, f.path, f.cached, f.sha256)
+        for f in fetched
+        if isinstance(f.package, LockedWheel)
+    ]
+    return conda, wheels  # type: ignore[return-value]  # narrowed by the filters above
+
+
+def _is_conda(package: LockedPackage | LockedWheel) -> bool:
+    return isinstance(package, LockedPackage)
 
 
 def _build_and_swap(
-    fetched: Sequence[Any],
+    fetched: Sequence[Fetched[LockedPackage]],
+    wheels: Sequence[Fetched[LockedWheel]],
     locked: LockedPlatform,
     request: InstallRequest,
     prefix: Path,
@@ -252,29 +353,72 @@ def _build_and_swap(
         finally:
             progress.done()
         _crash_point("after-link")
-        prefixes.write_state(staging, _state(locked, request))
+        _install_wheels(wheels, locked, staging, prefix, progress)
+        prefixes.write_state(staging, _state(locked, request, staging))
         _crash_point("before-swap")
         prefixes.swap_into_place(staging, prefix)
         _crash_point("after-swap")
     except Exception as exc:
         if isinstance(exc, rattler_errors()):
-            # py-rattler's message is a chain of "Caused by: ..." lines: make it one line.
-            lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
-            detail = ": ".join(line for line in lines if line)
-            if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
-                raise _no_space(prefix, request) from None
-            raise SetupToolError(
-                f"linking the environment failed: {detail}; the previous environment is unchanged",
-                "run again; if it persists, clear the package cache "
-                f"({request.cache_root}) and report the error",
-            ) from None
+            raise _link_failed(exc, prefix, request) from None
         raise
     finally:
         # After a swap this is the old environment; after a failure, the partial new one.
         prefixes.remove_tree(staging)
 
 
-def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
+def _link_failed(exc: Exception, prefix: Path, request: InstallRequest) -> SetupToolError:
+    """py-rattler's message is a chain of "Caused by: ..." lines: one line of it."""
+    lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
+    detail = ": ".join(line for line in lines if line)
+    if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
+        return _no_space(prefix, request)
+    return SetupToolError(
+        f"linking the environment failed: {detail}; the previous environment is unchanged",
+        "run again; if it persists, clear the package cache "
+        f"({request.cache_root}) and report the error",
+    )
+
+
+def _install_wheels(
+    wheels: Sequence[Fetched[LockedWheel]],
+    locked: LockedPlatform,
+    staging: Path,
+    prefix: Path,
+    progress: Progress,
+) -> None:
+    """The pip packages, into the linked staging tree (see wheelinstall.py)."""
+    if not wheels:
+        return
+    from setup_tool.install.wheelinstall import install_wheels
+
+    python = locked.python
+    assert python is not None  # the machine check refuses wheels without a Python
+    progress.step(f"installing {len(wheels)} pip packages")
+    on_installed = progress.wheels(len(wheels))
+
+    def installed_one() -> None:
+        if on_installed is not None:
+            on_installed()
+        _crash_point("mid-wheels")
+
+    try:
+        install_wheels(
+            wheels,
+            staging=staging,
+            final_prefix=prefix,
+            python=python,
+            platform=locked.platform,
+            on_installed=installed_one,
+        )
+    finally:
+        progress.done()
+    _crash_point("after-wheels")
+
+
+def _state(locked: LockedPlatform, request: InstallRequest, root: Path) -> dict[str, Any]:
+    """What the environment at ``root`` (staging, or the live prefix) was installed from."""
+    site = _site_packages(locked, root)
     return {
         "lockfile": str(request.lockfile.absolute()),
         "lockfile_sha256": locked.file_sha256,  # the bytes parsed, not the file as it is now
@@ -288,10 +432,19 @@ def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
                 "version": p.version,
                 "build": p.build,
                 "sha256": p.sha256,
+                "md5": p.md5,
                 "url": p.url,
             }
             for p in sorted(locked.packages, key=lambda p: p.name)
         ],
+        "wheels": [
+            {"name": w.name, "version": w.version, "sha256": w.sha256, "url": w.url}
+            for w in sorted(locked.wheels, key=lambda w: w.key)
+        ],
+        # For the no-op check: every .dist-info there (conda's too), so a wheel removed or a
+        # package pip-installed by hand is seen without parsing anything.
+        "site_packages": str(site.relative_to(root)) if site is not None else None,
+        "dist_infos": sitepackages.dist_info_names(site) if site is not None else [],
         "installed_by": f"setup-tool {__version__}",
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -305,6 +458,8 @@ def _result(
     started: float,
     downloaded: int = 0,
     reused: int = 0,
+    *,
+    warnings: Sequence[str] = (),
 ) -> InstallResult:
     return InstallResult(
         status=status,
@@ -316,6 +471,7 @@ def _result(
         seconds=time.monotonic() - started,
         downloaded=downloaded,
         reused=reused,
+        warnings=tuple(warnings),
     )
 
 

@@ -1,13 +1,19 @@
-"""Fetching locked packages into the package cache, verifying each sha256 on the way in.
+"""Fetching locked packages into the package cache, verifying each hash on the way in.
 
-Every transport goes through here, ``file://`` included: py-rattler does not check hashes of
-local packages (RATTLER_NOTES.md), so the installer only ever hands it archives this module
-has just hashed. A cached archive is hashed again before each install that uses it, so a
-corrupted or tampered cache entry is caught too; a mismatch deletes the bad file and stops
+Conda packages and wheels alike (anything with a name, version, URL, hashes and file name: an
+``Artifact``) come through here, in one batch, so nothing is installed before all are verified.
+
+Packages are verified by the lock's sha256, or by its md5 where that is all the lock records
+(explicit lockfiles). Every transport goes through here, ``file://`` included: py-rattler does
+not check the hashes of local packages it is given (it trusts a ``RepoDataRecord``'s file), so
+the installer only ever hands it archives this module has just hashed. A cached archive is
+hashed again before each install that uses it, so a corrupted or tampered cache entry is
+caught too; a mismatch deletes the bad file and stops
 the install before anything is linked.
 
 Cache layout (``SETUP_TOOL_CACHE``, default the user cache dir):
-``archives/<sha256>/<file name>``: keyed by content, so two channels' files never collide.
+``archives/<sha256>/<file name>`` (``md5-<md5>`` for md5-only packages): keyed by content, so
+two channels' files never collide.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import glob
 import hashlib
 import http.client
 import os
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -24,16 +31,44 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from setup_tool import __version__
 from setup_tool.errors import ChannelUnreachable, HashMismatch, SetupToolError
-from setup_tool.install.lockread import LockedPackage
 
 CHUNK = 1 << 20
 HTTP_TIMEOUT_S = 30.0
 WORKERS = 4
+SIGNAL_POLL_S = 0.2  # how often a waiting main thread looks for Ctrl-C
+
+
+class Artifact(Protocol):
+    """What can be fetched: a conda package (``LockedPackage``) or a wheel (``LockedWheel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def md5(self) -> str: ...
+    @property
+    def hash_kind(self) -> str | None: ...
+    @property
+    def expected_hash(self) -> str: ...
+    @property
+    def cache_key(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+
+
+A = TypeVar("A", bound=Artifact)
 
 
 class DownloadReporter(Protocol):
@@ -41,7 +76,7 @@ class DownloadReporter(Protocol):
 
     def add_total(self, nbytes: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
-    def package_done(self, package: LockedPackage, cached: bool) -> None: ...
+    def package_done(self, package: Artifact, cached: bool) -> None: ...
 
 
 class _Silent:
@@ -51,15 +86,16 @@ class _Silent:
     def advance(self, nbytes: int) -> None:
         pass
 
-    def package_done(self, package: LockedPackage, cached: bool) -> None:
+    def package_done(self, package: Artifact, cached: bool) -> None:
         pass
 
 
 @dataclass(frozen=True)
-class Fetched:
-    package: LockedPackage
+class Fetched(Generic[A]):
+    package: A
     path: Path
     cached: bool  # already in the cache (and verified again) rather than downloaded
+    sha256: str = ""  # the archive's sha256 (the lock's, or computed for md5-only packages)
 
 
 class PackageCache:
@@ -68,12 +104,32 @@ class PackageCache:
     def __init__(self, root: Path) -> None:
         # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
         self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
-        self.archives = root / "archives"
+        self.archives = self.root / "archives"
 
-    def archive(self, package: LockedPackage) -> Path:
-        return self.archives / package.sha256 / package.filename
+    def prepare(self) -> None:
+        """Make sure archives can be written here, or say why not (before any download)."""
+        try:
+            self.archives.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.archives, prefix=".write-test-")
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+            why = (
+                f"{blocker} is a file, not a directory"
+                if blocker is not None and not blocker.is_dir()
+                else f"cannot write in {blocker or self.root} ({exc.strerror or exc})"
+            )
+            raise SetupToolError(
+                f"cannot use the package cache at {self.root}: {why}",
+                "point SETUP_TOOL_CACHE at a directory you can write to, or unset it to use "
+                "the default (your user cache directory)",
+            ) from None
 
-    def has(self, package: LockedPackage) -> bool:
+    def archive(self, package: Artifact) -> Path:
+        return self.archives / package.cache_key / package.filename
+
+    def has(self, package: Artifact) -> bool:
         return self.archive(package).is_file()
 
 
@@ -89,61 +145,152 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _Digests:
+    """The sha256 of what was read, and the md5 too when the lock verifies by md5."""
+
+    def __init__(self, package: Artifact) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if package.hash_kind == "md5" else None
+
+    def update(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
+
+    def matches(self, package: Artifact) -> bool:
+        if package.hash_kind == "md5" and self.md5 is not None:
+            return self.md5.hexdigest() == package.md5
+        if package.hash_kind is None:
+            return True  # unverified (--allow-unverified): nothing to compare with
+        return self.sha256.hexdigest() == package.sha256
+
+    def found(self, package: Artifact) -> str:
+        """What the lock's kind of hash is for the bytes read, for messages."""
+        return (self.md5 or self.sha256).hexdigest()
+
+
+def _digests_of(path: Path, package: Artifact) -> _Digests:
+    digests = _Digests(package)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digests.update(chunk)
+    return digests
+
+
 def fetch_all(
-    packages: Sequence[LockedPackage],
+    packages: Sequence[A],
     cache: PackageCache,
     reporter: DownloadReporter | None = None,
     *,
     workers: int = WORKERS,
-) -> list[Fetched]:
-    """Every package's verified archive in the cache, or an error before anything is installed."""
+) -> list[Fetched[A]]:
+    """Every package's verified archive in the cache, or an error before anything is installed.
+
+    On any failure, Ctrl-C included, this returns only once every download that had started
+    has stopped and deleted its partial file: the caller may exit at once (``cli.main`` skips
+    interpreter finalization), and a worker still writing would leave a ``.part`` behind.
+    """
     reporter = reporter or _Silent()
     stop = threading.Event()
-    results: dict[str, Fetched] = {}
+    in_flight = _InFlight()
+    futures: list[Future[Fetched[A]]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
-        futures: list[Future[Fetched]] = [
-            pool.submit(_fetch_one, package, cache, reporter, stop) for package in packages
-        ]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
+            # Submitting starts worker threads, which may start downloading before the last
+            # submit returns: a Ctrl-C landing here must stop them too, hence inside the try.
+            for package in packages:
+                futures.append(pool.submit(_fetch_one, package, cache, reporter, stop, in_flight))
+            for future in _as_they_fail(futures):
+                if (error := future.exception()) is not None:
+                    raise error
         except BaseException:
-            stop.set()  # other downloads stop at their next chunk and clean up
+            stop.set()  # other downloads stop at their next read and clean up
             for future in futures:
                 future.cancel()
+            # Not only the executor's join: a thread started by an interrupted submit is not
+            # in its list, and a work item queued then has no future here.
+            in_flight.wait_idle()
             raise
-        for future in futures:
-            fetched = future.result()
-            results[fetched.package.name] = fetched
-    return [results[p.name] for p in packages]
+        # In the order asked for (a lock may name a conda and a pip package alike).
+        return [future.result() for future in futures]
+
+
+def _as_they_fail(futures: Sequence[Future[Fetched[A]]]) -> set[Future[Fetched[A]]]:
+    """The finished futures once all are done or one has failed.
+
+    Waits in short slices: a Ctrl-C that the kernel hands to a download thread only sets
+    Python's flag, and the main thread raises KeyboardInterrupt when it next runs bytecode,
+    which an untimed wait would put off until the downloads end.
+    """
+    while True:
+        done, pending = wait(futures, timeout=SIGNAL_POLL_S, return_when=FIRST_EXCEPTION)
+        if not pending or any(f.exception() is not None for f in done):
+            return done
+
+
+class _InFlight:
+    """Counts the fetches running now, so an interrupted ``fetch_all`` can wait for them all."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self) -> None:
+        """Block until no fetch runs. A second Ctrl-C ends the wait (the user insists); a
+        partial file left then is deleted by the next install (``_remove_stale_parts``)."""
+        with self._idle:
+            while not self._idle.wait_for(lambda: self._count == 0, timeout=SIGNAL_POLL_S):
+                pass  # sliced, so that a second Ctrl-C is seen (see _as_they_fail)
 
 
 def _fetch_one(
-    package: LockedPackage, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
-) -> Fetched:
-    if stop.is_set():  # another package failed while this one waited for a worker
-        raise _Cancelled
+    package: A,
+    cache: PackageCache,
+    reporter: DownloadReporter,
+    stop: threading.Event,
+    in_flight: _InFlight,
+) -> Fetched[A]:
+    # Counted before the stop check: once fetch_all has set `stop` and seen no fetch running,
+    # any fetch that starts later sees `stop` and creates nothing.
+    with in_flight:
+        if stop.is_set():  # another package failed while this one waited for a worker
+            raise _Cancelled
+        return _fetch_into_cache(package, cache, reporter, stop)
+
+
+def _fetch_into_cache(
+    package: A, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
+) -> Fetched[A]:
     target = cache.archive(package)
-    if target.is_file():
+    if target.is_file() and package.hash_kind is not None:  # unverified ones: always fetch
         size = target.stat().st_size
         reporter.add_total(size)
-        if sha256_of(target) == package.sha256:
+        cached = _digests_of(target, package)
+        if cached.matches(package):
             reporter.advance(size)
             reporter.package_done(package, cached=True)
-            return Fetched(package, target, cached=True)
+            return Fetched(package, target, cached=True, sha256=cached.sha256.hexdigest())
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        digest = _download(package, partial, reporter, stop)
-        if digest != package.sha256:
+        digests = _download(package, partial, reporter, stop)
+        if not digests.matches(package):
+            kind, found = package.hash_kind, digests.found(package)
             raise HashMismatch(
-                f"{package.name} {package.version} ({package.filename}) has sha256 {digest[:16]}… "
-                f"but the lock says {package.sha256[:16]}…; the download was deleted and nothing "
-                f"was installed",
+                f"{package.name} {package.version} ({package.filename}) has {kind} {found[:16]}… "
+                f"but the lock says {package.expected_hash[:16]}…; the download was deleted and "
+                f"nothing was installed",
                 f"the file at {package.url} changed since it was locked: relock "
                 f"(`setup-tool lock`) only if you trust the new file",
             )
@@ -152,7 +299,7 @@ def _fetch_one(
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     reporter.package_done(package, cached=False)
-    return Fetched(package, target, cached=False)
+    return Fetched(package, target, cached=False, sha256=digests.sha256.hexdigest())
 
 
 def _remove_stale_parts(target: Path) -> None:
@@ -176,10 +323,10 @@ def _alive(pid: int) -> bool:
 
 
 def _download(
-    package: LockedPackage, destination: Path, reporter: DownloadReporter, stop: threading.Event
-) -> str:
-    """Copy ``package.url`` to ``destination``, returning the sha256 of what was written."""
-    digest = hashlib.sha256()
+    package: Artifact, destination: Path, reporter: DownloadReporter, stop: threading.Event
+) -> _Digests:
+    """Copy ``package.url`` to ``destination``, returning the digests of what was written."""
+    digest = _Digests(package)
     scheme = urlsplit(package.url).scheme
     with destination.open("wb") as out:
         if scheme in {"file", ""}:
@@ -216,13 +363,17 @@ def _download(
                 f"{package.name}: unsupported URL scheme {scheme!r} in {package.url}",
                 "setup-tool installs from file://, http:// and https:// URLs",
             )
-    return digest.hexdigest()
+    return digest
 
 
 def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
-    """Copy until EOF; the number of bytes copied."""
+    """Copy until EOF; the number of bytes copied.
+
+    ``read1`` returns what has arrived (at most one system call) where ``read(n)`` waits for
+    all n bytes: on a slow link the stop flag is seen within one network read, not one MiB.
+    """
     copied = 0
-    while chunk := source.read(CHUNK):
+    while chunk := source.read1(CHUNK):
         if stop.is_set():
             raise _Cancelled
         out.write(chunk)
@@ -232,7 +383,7 @@ def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event
     return copied
 
 
-def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
+def _open_url(package: Artifact, stop: threading.Event, attempts: int = 3):  # type: ignore[no-untyped-def]
     """urlopen with a bounded timeout and retries for transient failures (not for 4xx); no
     more retries once another download has failed."""
     request = urllib.request.Request(
@@ -263,25 +414,18 @@ def _open_url(package: LockedPackage, stop: threading.Event, attempts: int = 3):
     raise AssertionError("unreachable")
 
 
-def download_sizes(
-    packages: Sequence[LockedPackage], timeout: float = 5.0
-) -> dict[str, int | None]:
-    """Each package's size without downloading it (stat, or an HTTP HEAD); None when unknown."""
+def local_sizes(packages: Sequence[Artifact]) -> dict[str, int | None]:
+    """Each package's size where it is known without the network: a ``file://`` URL's file.
+    None for the others. A dry run never blocks on a channel: with one request per package it
+    took minutes for a lock of ~1,000 packages behind a proxy that does not answer."""
 
-    def size(package: LockedPackage) -> int | None:
+    def size(package: Artifact) -> int | None:
         parts = urlsplit(package.url)
-        if parts.scheme in ("file", ""):
-            path = Path(unquote(parts.path))
-            return path.stat().st_size if path.is_file() else None
-        request = urllib.request.Request(
-            package.url, method="HEAD", headers={"User-Agent": f"setup-tool/{__version__}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                length = response.headers.get("Content-Length")
-        except (OSError, http.client.HTTPException):
+        if parts.scheme not in ("file", ""):
             return None
-        return int(length) if length and length.isdigit() else None
+        try:
+            return Path(unquote(parts.path)).stat().st_size
+        except OSError:
+            return None
 
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="size") as pool:
-        return dict(zip([p.name for p in packages], pool.map(size, packages), strict=True))
+    return {package.name: size(package) for package in packages}

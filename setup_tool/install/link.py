@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool.install.download import Fetched
+from setup_tool.install.lockread import LockedPackage
 
 
 def rattler_errors() -> tuple[type[Exception], ...]:
@@ -33,7 +34,7 @@ def rattler_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _records(fetched: Sequence[Fetched]) -> list[Any]:
+def _records(fetched: Sequence[Fetched[LockedPackage]]) -> list[Any]:
     from rattler import IndexJson, PackageRecord, RepoDataRecord
 
     records = []
@@ -51,7 +52,7 @@ def _records(fetched: Sequence[Fetched]) -> list[Any]:
             noarch=index.noarch,
             depends=list(index.depends),
             constrains=list(index.constrains),
-            sha256=bytes.fromhex(package.sha256),
+            sha256=bytes.fromhex(item.sha256 or package.sha256),
             md5=bytes.fromhex(package.md5) if package.md5 else None,
             size=item.path.stat().st_size,
             license=index.license,
@@ -83,7 +84,7 @@ class _LinkReporter:
 
 
 def link(
-    fetched: Sequence[Fetched],
+    fetched: Sequence[Fetched[LockedPackage]],
     *,
     staging: Path,
     final_prefix: Path,
@@ -120,7 +121,7 @@ def link(
     _restore_origins(staging, fetched)
 
 
-def _restore_origins(prefix: Path, fetched: Sequence[Fetched]) -> None:
+def _restore_origins(prefix: Path, fetched: Sequence[Fetched[LockedPackage]]) -> None:
     """Point each conda-meta record back at the URL and channel the lock names."""
     by_file = {item.package.filename: item.package for item in fetched}
     for meta in (prefix / "conda-meta").glob("*.json"):

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from setup_tool.errors import SetupToolError
+
 STATE_FILE = Path("conda-meta") / "setup-tool.state"
 STATE_SCHEMA = 1
 
@@ -69,7 +71,7 @@ def write_state(prefix: Path, state: dict[str, Any]) -> None:
 
 
 def installed_records(prefix: Path) -> dict[str, dict[str, str]]:
-    """name → {name, version, build, sha256} from ``conda-meta/*.json``: what is really
+    """name → {name, version, build, sha256, md5} from ``conda-meta/*.json``: what is really
     installed (the state file says what was installed; the two differ after tampering)."""
     records = {}
     for meta in (prefix / "conda-meta").glob("*.json"):
@@ -79,7 +81,8 @@ def installed_records(prefix: Path) -> dict[str, dict[str, str]]:
             continue  # an unreadable record counts as a package that is not there
         if isinstance(record, dict) and "name" in record:
             records[record["name"]] = {
-                key: str(record.get(key, "")) for key in ("name", "version", "build", "sha256")
+                key: str(record.get(key, ""))
+                for key in ("name", "version", "build", "sha256", "md5")
             }
     return records
 
@@ -181,8 +184,11 @@ def remove_tree_settled(path: Path, quiet_s: float = 0.25, limit_s: float = 5.0)
     """Delete a staging tree that a failed py-rattler install may still be writing to.
 
     py-rattler 0.28 returns the first link error while its other link tasks run on for a
-    moment, re-creating files in the tree just deleted. Delete until it stays gone for
+    moment, re-creating files in the tree just deleted (reproduced by
+    ``scripts/repro-rattler-link-after-error.py``: a tree of 700+ entries, still growing
+    0.4 s after the error, in 1-3 of 5 failed installs). Delete until it stays gone for
     ``quiet_s`` (at most ``limit_s``; whatever is left then is removed by the next run).
+    Only the failure path pays this wait.
     """
     deadline = time.monotonic() + limit_s
     while True:
@@ -206,9 +212,19 @@ def prefix_lock(
     """
     import fcntl
 
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     path = prefix.parent / f".{prefix.name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        # e.g. /proc/x (ENOENT: no file can be made there), /sys/x (EACCES even for root), a
+        # read-only filesystem (EROFS): os.access says "writable" to root for all of them.
+        where = next((p for p in prefix.parents if p.is_dir()), prefix.parent)
+        raise SetupToolError(
+            f"cannot create the environment at {prefix}: files cannot be created in {where} "
+            f"({exc.strerror or exc})",
+            "choose a --prefix in a directory you can write to",
+        ) from None
     try:
         told = False
         while True:

@@ -1,15 +1,19 @@
 """Which conda channels a lock is solved against, and whether they can be reached.
 
 Precedence is ``--channel`` (repeatable), then ``SETUP_TOOL_CHANNEL`` (comma-separated), then
-the spec's ``channels`` (conda-forge); the source is reported. An override *replaces* the spec's
-channels, as conda-lock's ``--channel`` does; it is meant for mirrors and tests. A channel is a
+the channels the existing lockfile records when it was locked from an override (so a lock made
+from a mirror is checked and relocked from that mirror without repeating the flag), then the
+spec's ``channels`` (conda-forge); the source is reported. An override *replaces* the spec's
+channels, as conda-lock's ``--channel`` does; it is meant for mirrors and tests. An override
+that equals the spec's channels counts as the spec's. A channel is a
 name (``conda-forge``, resolved by py-rattler against ``https://conda.anaconda.org``), a
 ``file://``, ``http://`` or ``https://`` URL, or a local directory (turned into a ``file://``
 URL).
 
-``probe`` checks that each channel answers before the solver is started: py-rattler's own HTTP
-client has no connect timeout, so a firewall that drops packets would otherwise hang a lock for
-minutes. The probe is one ``HEAD`` request bounded by ``PROBE_TIMEOUT_S`` per socket operation;
+``check_reachable`` checks that each channel answers before the solver is started: py-rattler's
+own HTTP client has no connect timeout, so a firewall that drops packets would otherwise hang a
+lock for minutes. The check is one ``HEAD`` request bounded by ``REACHABLE_TIMEOUT_S`` per socket
+operation;
 only a failure to get *any* answer (DNS, refused, timeout) counts as unreachable. HTTP status
 codes and TLS problems are left for py-rattler to report, with its own proxy and TLS settings.
 """
@@ -26,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from setup_tool.errors import ChannelUnreachable, UsageError
 
 ENV_VAR = "SETUP_TOOL_CHANNEL"
-PROBE_TIMEOUT_S = 10.0
+REACHABLE_TIMEOUT_S = 10.0
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$")
 CHANNEL_ALIAS = "https://conda.anaconda.org"
 UNREACHABLE_HINT = (
@@ -37,14 +41,20 @@ UNREACHABLE_HINT = (
 
 @dataclass(frozen=True)
 class Channels:
-    """The channels a lock uses, in priority order, and where that choice came from."""
+    """The channels a lock uses, in priority order, and where that choice came from.
+
+    ``kind`` is ``flag`` (``--channel``), ``environment`` (``SETUP_TOOL_CHANNEL``), ``lockfile``
+    (recorded by the existing lock) or ``spec``; ``source`` names it for messages.
+    """
 
     urls: tuple[str, ...]
-    source: str  # "--channel", "SETUP_TOOL_CHANNEL" or the spec file that listed them
+    source: str  # "--channel", "SETUP_TOOL_CHANNEL", the lockfile or the spec file
+    kind: str = "spec"
 
     @property
     def overridden(self) -> bool:
-        return self.source in ("--channel", ENV_VAR)
+        """Whether these replace the spec's channels (conda-lock's ``--channel``)."""
+        return self.kind != "spec"
 
     def describe(self) -> str:
         return f"{', '.join(display(u, expand=False) for u in self.urls)} (from {self.source})"
@@ -55,20 +65,31 @@ def resolve_channels(
     spec_channels: Sequence[str],
     spec_source: str,
     environ: Mapping[str, str] | None = None,
+    recorded: Channels | None = None,
 ) -> Channels:
-    """Flag, then ``SETUP_TOOL_CHANNEL``, then the spec; each entry normalized and validated."""
+    """Flag, then ``SETUP_TOOL_CHANNEL``, then ``recorded`` (the existing lock's override),
+    then the spec; each entry normalized and validated."""
     environ = os.environ if environ is None else environ
-    if flag:
-        return Channels(tuple(normalize(c, "--channel") for c in flag), "--channel")
-    if environ.get(ENV_VAR, "").strip():
-        parts = [p.strip() for p in environ[ENV_VAR].split(",") if p.strip()]
-        return Channels(tuple(normalize(c, ENV_VAR) for c in parts), ENV_VAR)
-    if not spec_channels:
+    if not spec_channels and not (flag or environ.get(ENV_VAR, "").strip() or recorded):
         raise UsageError(
             f"{spec_source} lists no channels",
             "add `channels: [conda-forge]` to envs/base.yml, or pass --channel URL",
         )
-    return Channels(tuple(normalize(c, spec_source) for c in spec_channels), spec_source)
+    from_spec = Channels(tuple(normalize(c, spec_source) for c in spec_channels), spec_source)
+    chosen = from_spec
+    if flag:
+        chosen = Channels(tuple(normalize(c, "--channel") for c in flag), "--channel", "flag")
+    elif environ.get(ENV_VAR, "").strip():
+        parts = [p.strip() for p in environ[ENV_VAR].split(",") if p.strip()]
+        chosen = Channels(tuple(normalize(c, ENV_VAR) for c in parts), ENV_VAR, "environment")
+    elif recorded is not None:
+        chosen = recorded
+    return from_spec if chosen.urls == from_spec.urls else chosen
+
+
+def recorded_channels(urls: Sequence[str], lockfile: str) -> Channels:
+    """The channels a lockfile records, as the choice for relocking and checking it."""
+    return Channels(tuple(normalize(u, lockfile) for u in urls), lockfile, "lockfile")
 
 
 def normalize(text: str, source: str) -> str:
@@ -113,23 +134,28 @@ def display(channel: str, *, expand: bool = True) -> str:
     return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 
-def probe(channels: Sequence[str], timeout: float = PROBE_TIMEOUT_S) -> None:
+def check_reachable(channels: Sequence[str], timeout: float = REACHABLE_TIMEOUT_S) -> None:
     """Raise ``ChannelUnreachable`` for the first channel that gives no answer at all."""
     for channel in channels:
         url = channel_url(channel)
         scheme = urlsplit(url).scheme
         if scheme == "file":
-            _probe_directory(channel, url)
+            _check_directory(channel, url)
         else:
-            _probe_http(channel, url, timeout)
+            _check_http(channel, url, timeout)
 
 
-def _probe_directory(channel: str, url: str) -> None:
+def _check_directory(channel: str, url: str) -> None:
     from urllib.request import url2pathname
 
     path = Path(url2pathname(urlsplit(url).path))
     if not path.is_dir():
-        raise ChannelUnreachable(f"channel {display(channel)} does not exist", UNREACHABLE_HINT)
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ChannelUnreachable(
+            f"channel {display(channel)}: {path} {what}",
+            "check the path: a local channel is a directory with <subdir>/repodata.json "
+            "(noarch/repodata.json at least); pass it as --channel DIR or file:///DIR",
+        )
     if not any(path.glob("*/repodata.json")):
         raise ChannelUnreachable(
             f"channel {display(channel)} has no repodata.json in any subdir",
@@ -137,35 +163,40 @@ def _probe_directory(channel: str, url: str) -> None:
         )
 
 
-def _probe_http(channel: str, url: str, timeout: float) -> None:
+def _check_http(channel: str, url: str, timeout: float) -> None:
+    reason = no_answer(f"{url}/noarch/repodata.json", timeout)
+    if reason is not None:
+        raise ChannelUnreachable(
+            f"cannot reach channel {display(channel)}: {reason}", UNREACHABLE_HINT
+        )
+
+
+def no_answer(url: str, timeout: float = REACHABLE_TIMEOUT_S) -> str | None:
+    """Why a ``HEAD url`` got no answer at all (DNS, refused, timeout), or None if it got one.
+
+    Any HTTP status and any TLS failure count as an answer: they are the solver's (or uv's) to
+    report, with its own authentication, proxy and certificate settings.
+    """
     import ssl
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{url}/noarch/repodata.json", method="HEAD")
+    request = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=timeout):
-            return
+            return None
     except urllib.error.HTTPError:
-        return  # it answered; a 404 or 403 is py-rattler's to report, with its own auth
+        return None
     except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ssl.SSLError):
-            return  # TLS answered; py-rattler has its own certificate store and settings
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: {_reason(reason)}", UNREACHABLE_HINT
-        ) from None
+        if isinstance(exc.reason, ssl.SSLError):
+            return None
+        return _reason(exc.reason)
     except TimeoutError:
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: no answer within {timeout:g} s",
-            UNREACHABLE_HINT,
-        ) from None
-    except (ssl.SSLError, ConnectionError, OSError) as exc:
-        if isinstance(exc, ssl.SSLError):
-            return
-        raise ChannelUnreachable(
-            f"cannot reach channel {display(channel)}: {_reason(exc)}", UNREACHABLE_HINT
-        ) from None
+        return f"no answer within {timeout:g} s"
+    except ssl.SSLError:
+        return None
+    except (ConnectionError, OSError) as exc:
+        return _reason(exc)
 
 
 def _reason(reason: object) -> str:

@@ -30,8 +30,13 @@ from setup_tool.lock.spec import EnvSpec
 from setup_tool.virtual_packages import VirtualPackage
 
 
-def lock_specification(spec: EnvSpec, channels: Sequence[str] | None) -> Any:
-    """conda-lock's ``LockSpecification`` for the spec's files and platforms."""
+def lock_specification(spec: EnvSpec, channels: Sequence[str] | None, mapping: Path | None) -> Any:
+    """conda-lock's ``LockSpecification`` for the spec's files and platforms.
+
+    ``mapping`` is the conda/PyPI name table (``pypi_names.mapping_file``): conda-lock's parser
+    consults it for a ``- pip:`` section and would download its own otherwise. Without a pip
+    section it is never read (None: conda-lock's default URL, never fetched).
+    """
     from conda_lock.lookup import DEFAULT_MAPPING_URL
     from conda_lock.src_parser import make_lock_spec
 
@@ -40,7 +45,7 @@ def lock_specification(spec: EnvSpec, channels: Sequence[str] | None) -> Any:
             src_files=list(spec.files),
             channel_overrides=list(channels) if channels else None,
             platform_overrides=list(spec.platforms),
-            mapping_url=DEFAULT_MAPPING_URL,
+            mapping_url=str(mapping) if mapping else DEFAULT_MAPPING_URL,
         )
     except Exception as exc:
         cause = exc.__cause__ or exc
@@ -50,6 +55,21 @@ def lock_specification(spec: EnvSpec, channels: Sequence[str] | None) -> Any:
             if cause is not exc
             else f"conda-lock cannot read the spec: {exc}",
         ) from None
+
+
+def with_channels(lock_spec: Any, urls: Sequence[str]) -> Any:
+    """``lock_spec`` with its channels replaced (everything else as parsed)."""
+    from conda_lock.models.channel import Channel
+
+    return lock_spec.model_copy(update={"channels": [Channel.from_string(u) for u in urls]})
+
+
+def with_pip_repositories(lock_spec: Any, urls: Sequence[str]) -> Any:
+    """``lock_spec`` with its ``pip_repositories`` replaced (``--pip-index-url``)."""
+    from conda_lock.models.pip_repository import PipRepository
+
+    repositories = [PipRepository.from_string(u) for u in urls]
+    return lock_spec.model_copy(update={"pip_repositories": repositories})
 
 
 def match_specs(lock_spec: Any, platform: str) -> tuple[str, ...]:
@@ -207,3 +227,43 @@ def read_lockfile(path: Path) -> Any:
             f"{path} is not a readable conda-lock file: {first}",
             "relock it: setup-tool lock (it is overwritten only after a successful solve)",
         ) from None
+
+
+def read_metadata(path: Path) -> dict[str, Any] | None:
+    """The ``metadata`` mapping of a conda-lock file, read without its package list; None
+    when the file is missing or unreadable (``check_lock`` then reports it in full).
+
+    Cheap on purpose: ``lock``, ``check`` and ``env`` read it for every variant to learn the
+    channels a lock was made from, and a real lockfile's package list is most of its bytes.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    # conda-lock's writer puts `metadata:` before `package:`, both at column 0.
+    head, _, _ = text.partition("\npackage:")
+    try:
+        document = yaml.load(head, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def pip_locked_dependency(platform: str, wheel: Any, dependencies: Mapping[str, str]) -> Any:
+    """conda-lock's ``LockedDependency`` for one resolved wheel (``uv.ResolvedWheel``), with the
+    fields conda-lock's own pip solve writes (``pypi_solver.get_requirements``)."""
+    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
+
+    return LockedDependency(
+        name=wheel.name,
+        version=wheel.version,
+        manager="pip",
+        platform=platform,
+        dependencies=dict(dependencies),
+        url=wheel.url,
+        hash=HashModel(sha256=wheel.sha256),
+        categories={"main"},
+    )

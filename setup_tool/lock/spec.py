@@ -6,13 +6,18 @@ channels come from base.yml, platforms from the overlay. So ``conda-lock -f envs
 envs/cuda.yml`` reads the same environment, and the content hash (``condalock.py``) is the one
 conda-lock computes. Each file is conda's environment.yml form with these keys:
 
-    name               optional, informational
-    channels           base.yml; ``--channel`` / ``SETUP_TOOL_CHANNEL`` replace them
-    dependencies       conda match specs (``pytorch=*=cuda*``); required, may be ``[]``
-    platforms          overlays only: the conda subdirs the variant is locked for
-    virtual-packages   setup-tool's own key (conda-lock ignores it): ``__cuda: "12.9"``,
-                       ``__glibc: "2.28"``, ``__osx: "14.0"``; overrides the baseline in
-                       ``setup_tool.virtual_packages`` for every platform it applies to
+    name                 optional, informational
+    channels             base.yml; ``--channel`` / ``SETUP_TOOL_CHANNEL`` replace them
+    dependencies         conda match specs (``pytorch=*=cuda*``); required, may be ``[]``;
+                         one ``- pip: [...]`` item holds PEP 508 requirements, locked from
+                         wheel indexes (``pip.py``), as conda-lock reads them
+    pip-repositories     conda-lock's key: extra PEP 503 indexes, searched before PyPI
+                         (``--pip-index-url`` / ``SETUP_TOOL_PIP_INDEX_URL`` replace all)
+    allow-pypi-requests  conda-lock's key: ``false`` leaves PyPI out (default ``true``)
+    platforms            overlays only: the conda subdirs the variant is locked for
+    virtual-packages     setup-tool's own key (conda-lock ignores it): ``__cuda: "12.9"``,
+                         ``__glibc: "2.28"``, ``__osx: "14.0"``; overrides the baseline in
+                         ``setup_tool.virtual_packages`` for every platform it applies to
 
 Anything else is a ``SpecError`` naming the file and line, with the valid choices. Loading is
 pure (no solver, no network); ``load_spec`` is what ``lock``, ``lock --check`` and ``env`` call.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,15 @@ from setup_tool.paths import shown_path, spec_paths
 from setup_tool.variants import VARIANT_PLATFORMS, Variant
 from setup_tool.virtual_packages import BASELINE, VirtualPackage, baseline
 
-SPEC_KEYS: tuple[str, ...] = ("channels", "dependencies", "name", "platforms", "virtual-packages")
+SPEC_KEYS: tuple[str, ...] = (
+    "allow-pypi-requests",
+    "channels",
+    "dependencies",
+    "name",
+    "pip-repositories",
+    "platforms",
+    "virtual-packages",
+)
 CUDA_PATTERN = re.compile(r"^\d+\.\d+$")
 
 
@@ -45,6 +58,9 @@ class SpecFile:
     platforms: tuple[str, ...]
     virtual_packages: Mapping[str, str]
     lines: Mapping[str, int]
+    pip: tuple[str, ...] = ()  # PEP 508 requirements of the `- pip:` item
+    pip_repositories: tuple[str, ...] = ()
+    allow_pypi_requests: bool | None = None  # None: not set in this file
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,9 @@ class EnvSpec:
 
     ``dependencies`` is the merged list for display; the per-platform specs that are solved
     and hashed come from conda-lock's parser (``condalock.lock_specification``), which also
-    applies ``# [linux]``-style selectors.
+    applies ``# [linux]``-style selectors. ``pip`` maps each pip requirement's normalized name
+    to its text (the variant file's wins, as for conda packages); which of them apply to a
+    platform is conda-lock's parse too.
     """
 
     variant: Variant
@@ -63,6 +81,9 @@ class EnvSpec:
     dependencies: tuple[str, ...]
     virtual_packages: Mapping[str, tuple[VirtualPackage, ...]]
     cuda: str | None
+    pip: Mapping[str, str] = field(default_factory=dict)
+    pip_repositories: tuple[str, ...] = ()
+    allow_pypi_requests: bool = True
 
     def virtual_packages_text(self, platform: str) -> str:
         """``__archspec=1=x86_64 __cuda=12.9=0 ...`` for progress lines and the lock header."""
@@ -79,37 +100,9 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
     base = read_spec_file(base_path, root=root, overlay=False, variant=variant)
     overlay = read_spec_file(overlay_path, root=root, overlay=True, variant=variant)
 
-    if cuda is not None:
-        if not CUDA_PATTERN.match(cuda):
-            raise UsageError(
-                f"--cuda {cuda!r} is not a CUDA version", "give MAJOR.MINOR, e.g. 12.9"
-            )
-        if variant is not Variant.cuda:
-            raise UsageError(
-                f"--cuda applies to the cuda variant only, not {variant.value}",
-                f"drop --cuda, or lock with --variant cuda; {variant.value} is solved without "
-                "__cuda so that no CUDA build can enter it",
-            )
-
+    _check_cuda_flag(cuda, variant)
     overrides = {**base.virtual_packages, **overlay.virtual_packages}
-    spec_cuda = overrides.pop("__cuda", None)
-    if spec_cuda is not None and variant is not Variant.cuda:
-        where = overlay if "__cuda" in overlay.virtual_packages else base
-        raise SpecError(
-            shown_path(where.path, root),
-            f"__cuda is set, but the {variant.value} variant is solved without it",
-            line=where.lines.get("virtual-packages:__cuda"),
-            hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
-        )
-    if variant is Variant.cuda:
-        cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
-        if cuda is None:
-            raise SpecError(
-                shown_path(overlay.path, root),
-                "the cuda variant needs the driver CUDA version it targets",
-                hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
-            )
-
+    cuda = _target_cuda(cuda, overrides.pop("__cuda", None), variant, base, overlay, root)
     packages = {
         platform: _platform_virtual_packages(platform, overrides, cuda)
         for platform in overlay.platforms
@@ -119,6 +112,8 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
     merged: dict[str, str] = {}
     for dep in (*base.dependencies, *overlay.dependencies):
         merged[_package_name(dep)] = dep
+    pip = {_pip_name(r): r for r in (*base.pip, *overlay.pip)}
+    allow = [f.allow_pypi_requests for f in (base, overlay) if f.allow_pypi_requests is not None]
     return EnvSpec(
         variant=variant,
         files=(base_path, overlay_path),
@@ -127,14 +122,81 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
         dependencies=tuple(merged.values()),
         virtual_packages=packages,
         cuda=cuda,
+        pip=pip,
+        pip_repositories=tuple(dict.fromkeys((*overlay.pip_repositories, *base.pip_repositories))),
+        allow_pypi_requests=all(allow),
     )
+
+
+def _check_cuda_flag(cuda: str | None, variant: Variant) -> None:
+    if cuda is None:
+        return
+    if not CUDA_PATTERN.match(cuda):
+        raise UsageError(f"--cuda {cuda!r} is not a CUDA version", "give MAJOR.MINOR, e.g. 12.9")
+    if variant is not Variant.cuda:
+        raise UsageError(
+            f"--cuda applies to the cuda variant only, not {variant.value}",
+            f"drop --cuda, or lock with --variant cuda; {variant.value} is solved without "
+            "__cuda so that no CUDA build can enter it",
+        )
+
+
+def _target_cuda(
+    cuda: str | None,
+    spec_cuda: str | None,
+    variant: Variant,
+    base: SpecFile,
+    overlay: SpecFile,
+    root: Path,
+) -> str | None:
+    """The driver CUDA the cuda variant is solved for (``--cuda``, else the spec's ``__cuda``);
+    None for the others, which must not set ``__cuda`` at all."""
+    if spec_cuda is not None and variant is not Variant.cuda:
+        where = overlay if "__cuda" in overlay.virtual_packages else base
+        raise SpecError(
+            shown_path(where.path, root),
+            f"__cuda is set, but the {variant.value} variant is solved without it",
+            line=where.lines.get("virtual-packages:__cuda"),
+            hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
+        )
+    if variant is not Variant.cuda:
+        return cuda
+    cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
+    if cuda is None:
+        raise SpecError(
+            shown_path(overlay.path, root),
+            "the cuda variant needs the driver CUDA version it targets",
+            hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
+        )
+    return cuda
 
 
 def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -> SpecFile:
     """Parse and validate one spec file; every problem is a ``SpecError`` with file and line."""
+    shown = shown_path(path, root)
+    fields, lines = _top_level_keys(_read_document(path, shown), shown, overlay=overlay)
+    if "dependencies" not in fields:
+        raise SpecError(shown, "has no `dependencies` list", hint="add `dependencies: []`")
+    conda_node, pip_node = _split_dependencies(fields["dependencies"], shown)
+    dependencies = _string_list(conda_node, shown, "dependencies", lines)
+    for dep, line in zip(dependencies, _item_lines(conda_node), strict=True):
+        _check_match_spec(dep, shown, line)
+        lines[f"dependency:{_package_name(dep)}"] = line
+    pip = _pip_requirements(pip_node, shown, lines)
+    channels = _string_list(fields.get("channels"), shown, "channels", lines)
+    platforms = _platforms(fields.get("platforms"), shown, lines, overlay=overlay, variant=variant)
+    virtual = _virtual_packages(fields.get("virtual-packages"), shown, lines)
+    repositories = _string_list(fields.get("pip-repositories"), shown, "pip-repositories", lines)
+    allow = _boolean(fields.get("allow-pypi-requests"), shown, "allow-pypi-requests")
+    return SpecFile(
+        path, channels, dependencies, platforms, virtual, lines, pip, repositories, allow
+    )
+
+
+def _read_document(path: Path, shown: str) -> Any:
+    """The file's YAML node tree (a mapping), or a ``SpecError`` saying why not."""
     import yaml
 
-    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -159,7 +221,6 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(shown, f"malformed YAML: {exc}") from None
-
     if document is None:
         raise SpecError(shown, "is empty", hint="it needs at least `dependencies: []`")
     if not isinstance(document, yaml.MappingNode):
@@ -168,6 +229,14 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             "must be a mapping of keys (channels, dependencies, ...)",
             line=document.start_mark.line + 1,
         )
+    return document
+
+
+def _top_level_keys(
+    document: Any, shown: str, *, overlay: bool
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The value node and line of each top-level key; unknown or misplaced keys are errors."""
+    import yaml
 
     fields: dict[str, Any] = {}
     lines: dict[str, int] = {}
@@ -190,17 +259,16 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             )
         fields[key] = value_node
         lines[key] = line
+    return fields, lines
 
-    if "dependencies" not in fields:
-        raise SpecError(shown, "has no `dependencies` list", hint="add `dependencies: []`")
-    dependencies = _string_list(fields["dependencies"], shown, "dependencies", lines)
-    for dep, line in zip(dependencies, _item_lines(fields["dependencies"]), strict=True):
-        _check_match_spec(dep, shown, line)
-        lines[f"dependency:{_package_name(dep)}"] = line
-    channels = _string_list(fields.get("channels"), shown, "channels", lines)
-    platforms = _string_list(fields.get("platforms"), shown, "platforms", lines)
+
+def _platforms(
+    node: Any, shown: str, lines: dict[str, int], *, overlay: bool, variant: Variant
+) -> tuple[str, ...]:
+    """The ``platforms`` list, each one valid for the variant; an overlay must have one."""
+    platforms = _string_list(node, shown, "platforms", lines)
     valid_platforms = VARIANT_PLATFORMS[variant]
-    for platform, line in zip(platforms, _item_lines(fields.get("platforms")), strict=True):
+    for platform, line in zip(platforms, _item_lines(node), strict=True):
         if platform not in valid_platforms:
             raise SpecError(
                 shown,
@@ -215,8 +283,7 @@ def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -
             line=lines.get("platforms"),
             hint=f"add `platforms: [{', '.join(valid_platforms)}]`",
         )
-    virtual = _virtual_packages(fields.get("virtual-packages"), shown, lines)
-    return SpecFile(path, channels, dependencies, platforms, virtual, lines)
+    return platforms
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -232,18 +299,95 @@ def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tupl
     items = []
     for item in node.value:
         line = item.start_mark.line + 1
-        if isinstance(item, yaml.MappingNode) and key == "dependencies":
-            names = ", ".join(str(k.value) for k, _ in item.value)
-            raise SpecError(
-                shown,
-                f"`{names}:` sub-lists are not supported (setup-tool locks conda packages only)",
-                line=line,
-                hint="use the conda-forge package instead of a pip requirement",
-            )
         if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
             raise SpecError(shown, f"every `{key}` entry must be a plain string", line=line)
         items.append(str(item.value).strip())
     return tuple(items)
+
+
+def _split_dependencies(node: Any, shown: str) -> tuple[Any, Any]:
+    """``dependencies`` without its ``- pip:`` item, and that item's list (or None).
+
+    conda's environment.yml allows one mapping item, ``pip``, in the list; any other mapping
+    (``- conda:``, ``- npm:``) is an error naming its line.
+    """
+    import yaml
+
+    if not isinstance(node, yaml.SequenceNode):
+        return node, None
+    conda, pip = [], None
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            conda.append(item)
+            continue
+        line = item.start_mark.line + 1
+        names = [str(k.value) for k, _ in item.value]
+        if names != ["pip"]:
+            raise SpecError(
+                shown,
+                f"`{', '.join(names)}:` sub-lists are not supported (only `pip:` is)",
+                line=line,
+                hint="list conda packages directly and PyPI packages under `- pip:`",
+            )
+        if pip is not None:
+            raise SpecError(shown, "more than one `pip:` item", line=line, hint="merge them")
+        pip = item.value[0][1]
+    return yaml.SequenceNode(node.tag, conda, node.start_mark, node.end_mark), pip
+
+
+def _pip_requirements(node: Any, shown: str, lines: dict[str, int]) -> tuple[str, ...]:
+    """The ``- pip:`` requirements, each a PEP 508 requirement on a package from an index."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    texts = _string_list(node, shown, "pip", lines)
+    for text, line in zip(texts, _item_lines(node), strict=True):
+        if text.startswith("-"):
+            raise SpecError(
+                shown,
+                f"pip option {text.split()[0]!r} is not supported in a lock",
+                line=line,
+                hint="list requirements only (`name`, `name>=1.2`); indexes go in "
+                "`pip-repositories` or --pip-index-url",
+            )
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            raise SpecError(
+                shown,
+                f"{text!r} is not a valid pip requirement: {exc}",
+                line=line,
+                hint="write `name`, `name>=1.2`, `name[extra]==1.2` or "
+                "`name; sys_platform == 'linux'`",
+            ) from None
+        if requirement.url:
+            raise SpecError(
+                shown,
+                f"{text!r}: direct URL requirements are not locked",
+                line=line,
+                hint="put the wheel in an index (a directory served as PEP 503 works) and "
+                "require it by name",
+            )
+        lines[f"pip:{_pip_name(text)}"] = line
+    return texts
+
+
+def _pip_name(requirement: str) -> str:
+    """A pip requirement's normalized name (``Typing_Extensions>=4`` → ``typing-extensions``)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def _boolean(node: Any, shown: str, key: str) -> bool | None:
+    import yaml
+
+    if node is None:
+        return None
+    value = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
+    if value not in ("true", "false"):
+        raise SpecError(shown, f"`{key}` must be true or false", line=node.start_mark.line + 1)
+    return value == "true"
 
 
 def _item_lines(node: Any) -> list[int]:

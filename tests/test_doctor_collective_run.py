@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,58 @@ def test_a_wrong_sum_is_caught_exactly() -> None:
         "element 500 is 748 instead of 747)"
     )
     assert checks_of(run)["collective"].status.value == "fail"
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def _wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_killed_doctor_leaves_no_rank_behind(tmp_path: Path) -> None:
+    """torchrun runs in its own session and its ranks in theirs, so nothing the doctor's
+    process group gets reaches them: each rank watches the doctor's pid and exits with it."""
+    environ = dict(os.environ, **{FAULT_VARIABLE: "0:hang:broadcast,1:hang:broadcast"})
+    doctor = subprocess.Popen(
+        [sys.executable, "-m", "setup_tool", "doctor", "--python", sys.executable,
+         "--distributed", "--expect", "cpu", "--json"],
+        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def torchrun() -> list[tuple[int, str]]:
+            return [c for c in _children(doctor.pid) if "torch.distributed.run" in c[1]]
+
+        assert _wait_for(lambda: len(torchrun()) == 1, 180), "torchrun never started"
+        agent = torchrun()[0][0]
+        assert _wait_for(lambda: len(_children(agent)) == 2, 180), "the ranks never started"
+        ranks = [pid for pid, _ in _children(agent)]
+    finally:
+        doctor.kill()
+        doctor.wait()
+    gone = [agent, *ranks]
+    assert _wait_for(lambda: not any(_running(p) for p in gone), 60), [
+        p for p in gone if _running(p)
+    ]
+
+
+def _running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _zombie(pid)

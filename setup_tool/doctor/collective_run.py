@@ -11,6 +11,7 @@ code of the ranks it saw fail. Nothing here judges: ``collective.py`` does.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
@@ -154,6 +155,7 @@ def run_collective(
             "--sizes", ",".join(str(s) for s in workload.sizes),
             "--warmup", str(workload.warmup),
             "--iters", str(workload.iters),
+            "--owner-pid", str(os.getpid()),
         )  # fmt: skip
         launch = Launch(python, DISTRIBUTED_PROBE, world_size, args)
         started = time.perf_counter()

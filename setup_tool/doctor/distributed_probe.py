@@ -25,8 +25,9 @@ faults for the tests: ``<rank>:<hang|die|wrong>:<stage>``, comma-separated. ``ha
 the start of the stage (after its ``begin`` line), ``die`` SIGKILLs the rank there, ``wrong``
 adds 1 to one element of the rank's all-reduce contribution.
 
-A watchdog thread ends the rank when its parent (torchrun's agent) is gone: torchrun starts
-workers in their own sessions, so a killed torchrun would otherwise leave them behind.
+A watchdog thread ends the rank when its parent (torchrun's agent) or ``--owner-pid`` (the
+doctor) is gone: torchrun starts workers in their own sessions and runs in its own, so a killed
+or interrupted doctor would otherwise leave ranks behind, stuck in a collective.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
     world = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     records = Records(args.records, rank)
-    _watch_parent()
+    _watch_parent(args.owner_pid)
     records.write("start", **_start_facts(rank, local_rank, world))
     faults = Faults(rank, os.environ.get(FAULT_VARIABLE, ""))
     state: dict[str, Any] = {"rank": rank, "world": world, "local_rank": local_rank}
@@ -118,16 +119,28 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sizes", default="1048576", help="bandwidth sizes in bytes, a,b,c")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--owner-pid", type=int, help="exit when this process is gone")
     return parser.parse_args(argv)
 
 
-def _watch_parent() -> None:
+def _watch_parent(owner: int | None) -> None:
+    """End this rank when torchrun (its parent) or the doctor that started torchrun is gone:
+    nobody would read what it does, and a rank stuck in a collective would stay forever."""
     parent = os.getppid()
 
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent and (owner is None or alive(owner)):
             time.sleep(0.5)
-        os._exit(75)  # torchrun is gone: nobody will read what this rank does
+        os._exit(75)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 

@@ -284,8 +284,8 @@ def _run_json(run: CollectiveRun) -> dict[str, Any]:
             {
                 "bytes": m.bytes,
                 "seconds": m.seconds,
-                "algbw_gb_s": round(m.algbw, 4),
-                "busbw_gb_s": round(m.busbw, 4),
+                "algbw_gb_s": m.algbw,
+                "busbw_gb_s": m.busbw,
             }
             for m in bandwidth.measured(run)
         ],

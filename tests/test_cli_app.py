@@ -46,3 +46,28 @@ def test_in_process_runner_sees_the_same(cli: Cli) -> None:
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("error: No such option: --bogus")
     assert "╭" not in result.output and "Usage:" not in result.output
+
+
+def test_the_console_script_loads_only_the_command_it_runs() -> None:
+    """A no-op ``install`` does not pay for importing lock, pipeline, doctor and bench (a
+    fresh interpreter: this one has every command loaded already)."""
+    probe = (
+        "import sys; from setup_tool import cli\n"
+        "cli.load(cli._commands_for(['-v', 'install', '--dry-run']))\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('setup_tool'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "setup_tool.cli.install" in loaded
+    heavy = {"setup_tool.cli.env", "setup_tool.cli.lock", "setup_tool.pipeline"}
+    assert not loaded & heavy
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-v"], ["bogus"], ["--version"]])
+def test_help_and_unknown_commands_load_every_command(argv: list[str]) -> None:
+    from setup_tool import cli
+
+    assert tuple(cli._commands_for(argv)) == cli.COMMANDS

@@ -9,14 +9,15 @@ summaries) for ``setup-tool bench`` and scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from bench.config import CAPTURES, LOOPS, LOSSES, PRECISIONS, BenchConfig, make_config
-from bench.errors import EXIT_INTERRUPTED, EXIT_USAGE, BenchError
+from .config import BenchConfig, configs_for
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, BenchError
+from .options import KINDS, OPTIONS, Option
+from .summary import print_summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,12 @@ def _print_error(message: str, hint: str | None) -> None:
         print(f"hint: {hint}", file=sys.stderr)
 
 
+def help_text(option: Option) -> str:
+    """An option's help with its default, as both ``python -m bench`` and setup-tool show it."""
+    default = option.default_text
+    return f"{option.help} Default: {default}." if default else option.help
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m bench",
@@ -39,74 +46,60 @@ def build_parser() -> argparse.ArgumentParser:
             "and optionally the fast and throughput loops; write one JSON result per run."
         ),
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (best here), cpu, cuda, cuda:N, mps, or all (each in turn). Default: auto.",
-    )
-    p.add_argument(
-        "--loop",
-        default="seed",
-        choices=[*LOOPS, "all"],
-        help="seed: the faithful 2022 loop; fast: same training, overhead removed; "
-        "throughput: large batch, bf16, compiled; all: each in turn. Default: seed.",
-    )
-    p.add_argument(
-        "--epochs", type=int, default=1, help="Epochs to time (20 = the seed's). Default: 1."
-    )
-    p.add_argument("--max-steps", type=int, help="Stop each epoch after N steps (short runs).")
-    p.add_argument("--batch-size", type=int, help="Default: 16 (seed, fast), 4096 (throughput).")
-    p.add_argument("--lr", type=float, help="Adam learning rate. Default: 1e-4 (the seed's).")
-    p.add_argument("--seed", type=int, default=0, help="Random seed. Default: 0.")
-    p.add_argument("--warmup-steps", type=int, help="Untimed steps before the first epoch.")
-    p.add_argument("--capture", choices=CAPTURES, default="auto", help="fast/throughput only.")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fast/throughput only.")
-    p.add_argument("--loss", choices=LOSSES, help="seed: softmax into CrossEntropyLoss.")
-    p.add_argument("--test-limit", type=int, help="Evaluate on the first N test images only.")
-    p.add_argument("--data-dir", type=Path, help="Another copy of the four MNIST files.")
-    p.add_argument("--results-dir", type=Path, default=Path("results"), help="Default: results/.")
-    p.add_argument("--label", help="This machine's name in reports. Default: the host name.")
-    p.add_argument("--lock-hash", help="The environment's lock hash, recorded in the result.")
-    p.add_argument("--json", action="store_true", help="Print a JSON summary on stdout.")
+    # What bench.launch passes to the workers it starts through torchrun (not for users).
+    p.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--report-to", "--error-dir", "--baseline-result"):
+        p.add_argument(hidden, type=Path, help=argparse.SUPPRESS)
+    groups = {
+        "distributed": p.add_argument_group("data-parallel run (torch.distributed, torchrun)")
+    }
+    for option in OPTIONS:
+        group = groups.get(option.group, p)
+        if option.kind == "flag":
+            group.add_argument(option.flag, action="store_true", help=help_text(option))
+        else:
+            group.add_argument(
+                option.flag,
+                type=KINDS[option.kind],
+                default=option.default,
+                choices=option.choices,
+                metavar=option.metavar,
+                help=help_text(option),
+            )
     return p
 
 
 def configs_from(args: argparse.Namespace, devices: Sequence[str]) -> list[BenchConfig]:
-    loops = LOOPS if args.loop == "all" else (args.loop,)
-    return [
-        make_config(
-            loop,
-            device=device,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            warmup_steps=args.warmup_steps,
-            loss=args.loss,
-            capture=args.capture,
-            precision=args.precision,
-            test_limit=args.test_limit,
-            data_dir=args.data_dir,
-            results_dir=args.results_dir,
-            label=args.label,
-            lock_hash=args.lock_hash,
-        )
-        for device in devices
-        for loop in loops
-    ]
+    return configs_for(vars(args), devices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    values = {option.dest: getattr(args, option.dest) for option in OPTIONS}
+    if args.ddp_worker:  # one rank of a data-parallel run, started by torchrun
+        from .ddp import worker_main
+
+        return worker_main(
+            values,
+            report_to=args.report_to,
+            baseline_path=args.baseline_result,
+            error_dir=args.error_dir,
+        )
+    if args.nproc_per_node is not None:
+        from .launch import launch_main
+
+        return launch_main(values)
     try:
         # Validate what needs no torch first, so bad flags fail fast.
         configs_from(args, ["cpu"])
-        from bench.data import verify
-        from bench.devices import resolve
-        from bench.progress import make_progress
-        from bench.results import ensure_writable
-        from bench.run import run_all
+        from .torchcheck import require_torch
+
+        require_torch()
+        from .data import verify
+        from .devices import resolve
+        from .progress import make_progress
+        from .results import ensure_writable
+        from .run import run_all
 
         configs = configs_from(args, resolve(args.device))
         files = verify(args.data_dir)
@@ -119,30 +112,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before any epoch started: nothing to save
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _print_summary([o.result for o in outcomes], [o.json_path for o in outcomes], args.json)
+    print_summary([o.result for o in outcomes], [o.json_path for o in outcomes], args.json)
     return EXIT_INTERRUPTED if any(o.interrupted for o in outcomes) else 0
-
-
-def _print_summary(results: list[dict[str, Any]], paths: list[Path], as_json: bool) -> None:
-    if as_json:
-        doc = [
-            {"path": str(path), "run_id": r["run_id"], "complete": r["complete"], **r["summary"]}
-            for r, path in zip(results, paths, strict=True)
-        ]
-        print(json.dumps(doc, indent=2))
-        return
-    print(
-        f"{'device':<10} {'loop':<11} {'batch':>5} {'s/epoch':>9} {'samples/s':>11} "
-        f"{'train acc':>9} {'test acc':>8}  result"
-    )
-    for r, path in zip(results, paths, strict=True):
-        s = r["summary"]
-        spe = f"{s['seconds_per_epoch']:.3f}" if s["seconds_per_epoch"] else "-"
-        sps = f"{s['samples_per_second']:,.0f}" if s["samples_per_second"] else "-"
-        train = f"{s['train_accuracy']:.4f}" if s["train_accuracy"] is not None else "-"
-        test = f"{s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else "-"
-        flag = "" if r["complete"] else " (incomplete)"
-        print(
-            f"{r['config']['device']:<10} {r['config']['loop']:<11} {r['config']['batch_size']:>5} "
-            f"{spe:>9} {sps:>11} {train:>9} {test:>8}  {path}{flag}"
-        )

@@ -7,11 +7,12 @@ recorded in the result next to the request, so a result says both.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchUsageError
+from .errors import BenchUsageError
 
 LOOPS = ("seed", "fast", "throughput")
 CAPTURES = ("auto", "none", "compile", "graph", "compile-graph", "reduce-overhead")
@@ -30,6 +31,9 @@ LOOP_DEFAULTS: dict[str, dict[str, Any]] = {
 SEED_LR = 1e-4
 TRAIN_SAMPLES = 60_000
 TEST_SAMPLES = 10_000
+# A short run (--max-steps) evaluates on as many test images as an epoch trained on, at least
+# this many: all 10,000 took 147 s of a 50-step "quick check" of the seed loop on a 2-core CPU.
+SHORT_RUN_MIN_TEST = 1_000
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,13 @@ class BenchConfig:
     cudnn_benchmark: bool | None = None  # None: the loop decides (seed: torch's default)
     compile_optimizer: bool | None = None  # None: with compile-graph on CUDA
     test_limit: int | None = None  # evaluate on the first N test images only
+    test_limit_auto: bool = False  # test_limit was chosen for a short run, not asked for
     data_dir: Path | None = None  # None: the copy bundled with this package
     results_dir: Path = Path("results")
     label: str | None = None  # the machine's name in reports; default: the host name
     lock_hash: str | None = None  # the environment's lock hash, when setup-tool knows it
+    data_parallel: bool = False  # DistributedDataParallel under torchrun (--nproc-per-node)
+    world_size: int = 1  # processes in the data-parallel run; batch_size is split among them
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -72,17 +79,100 @@ class BenchConfig:
         )
 
 
+def loops_for(loop: str) -> tuple[str, ...]:
+    """The loops a ``--loop`` value names, in the order they run."""
+    return LOOPS if loop == "all" else (loop,)
+
+
+def configs_for(values: Mapping[str, object], devices: Sequence[str]) -> list[BenchConfig]:
+    """One validated config per device and loop, from option values ({option dest: value},
+    as ``bench.options`` names them; None: not given)."""
+    settable = {f.name for f in fields(BenchConfig)} - {"loop", "device"}
+    given: dict[str, object] = {k: v for k, v in values.items() if k in settable}
+    loop = str(values.get("loop") or "seed")
+    check_no_distributed_options(values)
+    if values.get("nproc_per_node") is not None:
+        given.update(data_parallel=True, world_size=check_data_parallel(values))
+        loop = str(values.get("loop") or "fast")
+    return [
+        make_config(name, device=device, **given) for device in devices for name in loops_for(loop)
+    ]
+
+
 def make_config(loop: str, **given: Any) -> BenchConfig:
     """A validated config for ``loop``; ``None`` values take the loop's defaults."""
     if loop not in LOOPS:
-        raise BenchUsageError(f"unknown loop {loop!r}", f"choose one of: {', '.join(LOOPS)}")
+        raise BenchUsageError(
+            f"unknown --loop {loop!r}", f"choose one of: {', '.join((*LOOPS, 'all'))}"
+        )
     values = {k: v for k, v in given.items() if v is not None}
     config = replace(BenchConfig(loop=loop, **LOOP_DEFAULTS[loop]), **values)
     validate(config)
+    if config.max_steps is not None and config.test_limit is None:
+        trained = config.max_steps * config.batch_size
+        limit = min(TEST_SAMPLES, max(SHORT_RUN_MIN_TEST, trained))
+        config = replace(config, test_limit=limit, test_limit_auto=True)
     return config
 
 
+DATA_PARALLEL_LOOPS = ("fast", "throughput")
+DATA_PARALLEL_DEVICES = ("auto", "cpu", "cuda")
+DISTRIBUTED_ONLY = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_backend", "rdzv_id")
+
+
+def check_data_parallel(values: Mapping[str, object]) -> int:
+    """Refuse a data-parallel request that cannot run (before torchrun or CUDA starts);
+    return the world size (processes per machine x machines)."""
+    nproc, nnodes = _count(values, "nproc_per_node", 1), _count(values, "nnodes", 1)
+    node_rank = values.get("node_rank")
+    if isinstance(node_rank, int) and not 0 <= node_rank < nnodes:
+        raise BenchUsageError(f"--node-rank {node_rank} is not between 0 and {nnodes - 1}")
+    if values.get("rdzv_backend") == "static" and nnodes > 1 and node_rank is None:
+        raise BenchUsageError(
+            "--rdzv-backend static needs --node-rank on every machine",
+            "give each machine its rank, or use --rdzv-backend c10d (ranks are assigned)",
+        )
+    if nnodes > 1 and not values.get("rdzv_endpoint"):
+        raise BenchUsageError(
+            f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT (the first machine's)",
+            "every machine runs the same command with the same --rdzv-endpoint and --rdzv-id",
+        )
+    device = str(values.get("device") or "auto")
+    if device not in DATA_PARALLEL_DEVICES:
+        raise BenchUsageError(
+            f"--nproc-per-node runs on --device auto, cpu or cuda, not {device!r}",
+            "each process takes the GPU of its local rank (cuda:LOCAL_RANK) or the CPU",
+        )
+    loop = values.get("loop")
+    if loop is not None and loop not in DATA_PARALLEL_LOOPS:
+        raise BenchUsageError(
+            f"--nproc-per-node runs the fast or throughput loop, not --loop {loop}",
+            "the seed loop stays the single-process experiment it reproduces",
+        )
+    return nproc * nnodes
+
+
+def _count(values: Mapping[str, object], key: str, default: int) -> int:
+    value = values.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or value < 1:
+        raise BenchUsageError(f"--{key.replace('_', '-')} must be a positive integer, not {value}")
+    return value
+
+
+def check_no_distributed_options(values: Mapping[str, object]) -> None:
+    """torchrun's options mean nothing without --nproc-per-node: say so instead of ignoring."""
+    if values.get("nproc_per_node") is not None:
+        return
+    for key in (*DISTRIBUTED_ONLY, "no_baseline"):
+        if values.get(key) not in (None, False):
+            flag = "--" + key.replace("_", "-")
+            raise BenchUsageError(f"{flag} needs --nproc-per-node", "add --nproc-per-node N")
+
+
 def validate(config: BenchConfig) -> None:
+    """Refuse a configuration that cannot run, with the flag to change."""
     positive = {
         "--epochs": config.epochs,
         "--batch-size": config.batch_size,
@@ -100,12 +190,30 @@ def validate(config: BenchConfig) -> None:
         raise BenchUsageError(
             f"--batch-size {config.batch_size} is larger than the training set ({TRAIN_SAMPLES})"
         )
-    for flag, value, allowed in (
+    for flag, choice, allowed in (
         ("--capture", config.capture, CAPTURES),
         ("--precision", config.precision, PRECISIONS),
         ("--loss", config.loss, LOSSES),
     ):
-        if value not in allowed:
+        if choice not in allowed:
             raise BenchUsageError(
-                f"unknown {flag} {value!r}", f"choose one of: {', '.join(allowed)}"
+                f"unknown {flag} {choice!r}", f"choose one of: {', '.join(allowed)}"
             )
+    if config.data_parallel:
+        _validate_data_parallel(config)
+
+
+def _validate_data_parallel(config: BenchConfig) -> None:
+    if config.capture not in ("auto", "none"):
+        raise BenchUsageError(
+            f"--capture {config.capture} does not apply to a data-parallel run",
+            "data-parallel steps run uncaptured (--capture none): the all-reduce is timed "
+            "between eager steps",
+        )
+    if config.batch_size % config.world_size:
+        raise BenchUsageError(
+            f"--batch-size {config.batch_size} does not split evenly across "
+            f"{config.world_size} processes",
+            f"give a multiple of {config.world_size}, e.g. --batch-size "
+            f"{max(1, config.batch_size // config.world_size) * config.world_size}",
+        )

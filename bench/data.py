@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import DataError
+from .errors import DataError
 
 if TYPE_CHECKING:
     import torch

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchUsageError
+from .errors import BenchUsageError
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps, all"
 _DOCTOR = "run `setup-tool doctor` to see why and how to fix it"

@@ -1,4 +1,5 @@
-"""The seed's CNN, layer for layer (FACTS.md "The seed benchmark").
+"""The seed's CNN, layer for layer (a 2022 blog post; its description is in docs/facts.md,
+"The seed benchmark").
 
 conv 1→128 3x3 pad 1 + BN + ReLU + maxpool 2; conv 128→256 3x3 pad 1 + BN + ReLU + maxpool 2;
 Dropout2d(0.5); Linear 12544→256 → 256→100 → 100→10. 3,535,446 parameters.

@@ -13,12 +13,14 @@ import sys
 import time
 from typing import Any, TextIO
 
-from bench.loops import EpochStats
+from .loops import EpochStats
 
 REFRESH_S = 0.1
 
 
-class _Base:
+class Reporter:
+    """Progress of a run: the loops' ``Progress`` events plus one-line messages."""
+
     def __init__(self, epochs: int, stream: TextIO) -> None:
         self.epochs, self.stream = epochs, stream
         self.epoch = self.total = self.batch = 0
@@ -57,7 +59,24 @@ class _Base:
         self._finish()
 
 
-class PlainProgress(_Base):
+class SilentProgress(Reporter):
+    """Reports nothing: for the ranks other than 0 of a data-parallel run, tuning scripts and
+    tests."""
+
+    def __init__(self, epochs: int = 1) -> None:
+        super().__init__(epochs, sys.stderr)
+
+    def update(self, steps_done: int, loss: float | None = None) -> None:
+        pass
+
+    def end_epoch(self, stats: EpochStats) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+
+class PlainProgress(Reporter):
     """A line at each quarter of an epoch."""
 
     def _begin(self) -> None:
@@ -74,7 +93,7 @@ class PlainProgress(_Base):
         self.info(text)
 
 
-class RichProgress(_Base):
+class RichProgress(Reporter):
     def __init__(self, epochs: int, stream: TextIO) -> None:
         super().__init__(epochs, stream)
         from rich.console import Console
@@ -123,7 +142,7 @@ class RichProgress(_Base):
         self.console.print(message, highlight=False, markup=False)
 
 
-def make_progress(epochs: int, stream: TextIO | None = None) -> _Base:
+def make_progress(epochs: int, stream: TextIO | None = None) -> Reporter:
     """Rich on a terminal when rich is installed in this environment, else plain lines."""
     stream = stream or sys.stderr
     if stream.isatty():

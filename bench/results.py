@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA, SCHEMA_VERSION
-from bench.config import BenchConfig
-from bench.errors import BenchError
-from bench.loops import EpochStats, WarmupStats
-from bench.timing import percentiles_ms
+from . import SCHEMA, SCHEMA_VERSION
+from .config import BenchConfig
+from .errors import BenchError
+from .loops import EpochStats, WarmupStats
+from .timing import percentiles_ms
 
 PACKAGE_DIR = Path(__file__).parent
 
@@ -103,10 +103,11 @@ def torch_facts() -> dict[str, Any]:
     import torch
 
     mps = getattr(torch.backends, "mps", None)
+    cudnn: Any = torch.backends.cudnn  # (torch leaves its functions unannotated)
     facts: dict[str, Any] = {
         "version": torch.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn": cudnn.version() if cudnn.is_available() else None,
         "mps_built": bool(mps and mps.is_built()),
         "num_threads": torch.get_num_threads(),
         "torchvision": None,
@@ -171,27 +172,16 @@ def build_result(
     interrupted: bool,
     peak_device_memory: int | None,
     machine: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     machine = machine or machine_facts(config.label)
-    seconds = [e.seconds for e in epochs]
-    samples = sum(e.samples for e in epochs)
-    complete = not interrupted and len(epochs) == config.epochs
-    summary = {
-        "epochs_completed": len(epochs),
-        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-        "seconds_per_epoch_median": sorted(seconds)[len(seconds) // 2] if seconds else None,
-        "samples_per_second": samples / sum(seconds) if seconds else None,
-        "train_loss": epochs[-1].loss if epochs else None,
-        "train_accuracy": epochs[-1].accuracy if epochs else None,
-        "test_accuracy": test[0] if test else None,
-        "test_samples": test[1] if test else None,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "peak_device_memory_bytes": peak_device_memory,
-    }
+    complete = not interrupted and error is None and len(epochs) == config.epochs
+    kind = f"{config.loop}-x{config.world_size}" if config.data_parallel else config.loop
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "run_id": run_id(started, machine, device_slug(config.device), config.loop),
+        "run_id": run_id(started, machine, device_slug(config.device), kind),
         "complete": complete,
         "interrupted": interrupted,
         "started_at": started.isoformat(timespec="seconds"),
@@ -204,16 +194,40 @@ def build_result(
         "device": device,
         "environment": {"lock_hash": config.lock_hash, "prefix": sys.prefix},
         "source": git_facts(),
-        "warmup": None
-        if warmup is None
-        else {
-            "steps": warmup.steps,
-            "seconds": warmup.seconds,
-            "first_step_seconds": warmup.first_step_seconds,
-            "capture_seconds": warmup.capture_seconds,
-        },
+        "warmup": None if warmup is None else warmup_record(warmup),
         "epochs": [epoch_record(e) for e in epochs],
-        "summary": summary,
+        "summary": summary_record(epochs, test, peak_device_memory),
+        "error": error,
+        "distributed": None,
+        **(extra or {}),
+    }
+
+
+def warmup_record(warmup: WarmupStats) -> dict[str, Any]:
+    return {
+        "steps": warmup.steps,
+        "seconds": warmup.seconds,
+        "first_step_seconds": warmup.first_step_seconds,
+        "capture_seconds": warmup.capture_seconds,
+    }
+
+
+def summary_record(
+    epochs: list[EpochStats], test: tuple[float, int] | None, peak_device_memory: int | None
+) -> dict[str, Any]:
+    seconds = [e.seconds for e in epochs]
+    samples = sum(e.samples for e in epochs)
+    return {
+        "epochs_completed": len(epochs),
+        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+        "seconds_per_epoch_median": sorted(seconds)[len(seconds) // 2] if seconds else None,
+        "samples_per_second": samples / sum(seconds) if seconds else None,
+        "train_loss": epochs[-1].loss if epochs else None,
+        "train_accuracy": epochs[-1].accuracy if epochs else None,
+        "test_accuracy": test[0] if test else None,
+        "test_samples": test[1] if test else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_device_memory_bytes": peak_device_memory,
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench.devices import synchronize
+from .devices import synchronize
 
 
 def _event_class(device: torch.device) -> Any:

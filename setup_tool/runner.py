@@ -107,21 +107,24 @@ def run_passthrough(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> int | None:
-    """Run ``argv`` attached to this terminal (live progress), and return its exit code.
+) -> CommandResult:
+    """Run ``argv`` attached to this terminal (live progress), and return how it ended.
 
     For long interactive children (the benchmark): no capture, no timeout, same process group,
     so Ctrl-C reaches the child too and it can save what it finished; we then wait for it.
-    Returns None when the command cannot start.
+    When the command cannot start, ``returncode`` is None and ``error`` says why (not found,
+    permission denied, not an executable).
     """
     argv = tuple(str(a) for a in argv)
     log.debug("run (attached): %s", shlex.join(argv))
     try:
         proc = subprocess.Popen(argv, env=dict(env) if env is not None else None, cwd=cwd)
-    except OSError:
-        return None
+    except FileNotFoundError:
+        return CommandResult(argv, None, error=f"{argv[0]} not found")
+    except OSError as exc:
+        return CommandResult(argv, None, error=f"{argv[0]} could not run: {exc.strerror or exc}")
     while True:
         try:
-            return proc.wait()
+            return CommandResult(argv, proc.wait())
         except KeyboardInterrupt:
             continue  # the child got the same SIGINT: let it write its results and exit

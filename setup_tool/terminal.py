@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 
 __all__ = ["Terminal", "escape"]
 
@@ -67,6 +68,25 @@ class Terminal:
     # Results (stdout).
     def show(self, renderable: RenderableType) -> None:
         self.out.print(renderable)
+
+    def show_wide(self, renderable: RenderableType) -> None:
+        """Print a table on stdout; outside a terminal (a pipe, a file) at its natural width,
+        so that no value is cut to fit 80 columns: what is piped is meant to be read whole."""
+        if self.out.is_terminal:
+            self.out.print(renderable)
+            return
+        options = self.out.options.update(width=100_000)
+        natural = Measurement.get(self.out, options, renderable).maximum
+        # Console.print caps a width at the console's own, so a wider console writes it.
+        wide = Console(
+            file=self.out.file,
+            width=max(natural, self.out.width),
+            highlight=False,
+            soft_wrap=True,
+            no_color=self.out.no_color,
+            color_system=None,
+        )
+        wide.print(renderable)
 
     def json(self, data: Any) -> None:
         """Print ``data`` as JSON on stdout, untouched by rich (no wrapping, no markup)."""

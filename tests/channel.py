@@ -52,7 +52,9 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
+from typing import BinaryIO
 
 # 2026-01-01T00:00:00Z in milliseconds: every package gets the same build time, so rebuilding
 # the channel gives byte-identical files and repodata.
@@ -434,7 +436,10 @@ def _tar(members: Sequence[tuple[str, bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _info_members(spec: PackageSpec, payload: list[tuple[str, bytes, int]]) -> list:
+Member = tuple[str, bytes, int]  # name, data, mode
+
+
+def _info_members(spec: PackageSpec, payload: list[Member]) -> list[Member]:
     paths = []
     for path, data, _ in payload:
         entry: dict[str, object] = {
@@ -493,7 +498,7 @@ def _build_package(root: Path, spec: PackageSpec) -> BuiltPackage:
     )
 
 
-def _conda_archive(stem: str, info: list, payload: list) -> bytes:
+def _conda_archive(stem: str, info: list[Member], payload: list[Member]) -> bytes:
     """The ``.conda`` format: an uncompressed zip of metadata.json and two ``.tar.zst`` parts.
 
     Written directly (rather than with conda-package-handling's ``transmute``) so the bytes
@@ -547,7 +552,7 @@ class ChannelHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def send_head(self):  # type: ignore[no-untyped-def]  # typeshed: io.BytesIO | BinaryIO | None
+    def send_head(self) -> io.BytesIO | BinaryIO | None:
         del self.headers["If-Modified-Since"]
         path = Path(self.translate_path(self.path))
         if not path.name.startswith("repodata") or not path.is_file():
@@ -555,11 +560,11 @@ class ChannelHandler(http.server.SimpleHTTPRequestHandler):
         data = path.read_bytes()
         etag = f'"{hashlib.sha256(data).hexdigest()}"'
         if self.headers.get("If-None-Match") == etag:
-            self.send_response(http.server.HTTPStatus.NOT_MODIFIED)
+            self.send_response(HTTPStatus.NOT_MODIFIED)
             self.send_header("ETag", etag)
             self.end_headers()
             return None
-        self.send_response(http.server.HTTPStatus.OK)
+        self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("ETag", etag)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from channel import LocalChannel, build_channel, serve_channel
 from realpython import RealPythonChannel
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from setup_tool.cli import app
 
@@ -95,10 +95,10 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return self.runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
-    def ok(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    def ok(self, *args: str, env: dict[str, str] | None = None) -> Result:
         result = self(*args, env=env)
         assert result.exit_code == 0, result.output
         return result
@@ -120,10 +120,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave without interpreter finalization once py-rattler was used in-process.
 
-    py-rattler 0.28's native threads can crash a finalizing interpreter (SIGSEGV or
-    "PyGILState_Release ... finalizing", seen in up to half of the runs with pytest's
-    faulthandler on), which would turn a green run into exit code 139. Same reason as
-    ``setup_tool.cli.main``: everything is reported and flushed by now.
+    py-rattler 0.28's tokio threads can crash a finalizing interpreter (SIGSEGV or
+    "PyGILState_Release ... finalizing"; ~25% of processes that made one py-rattler call,
+    ``scripts/repro-rattler-shutdown.py``), which would turn a green run into exit code 139.
+    Same reason as ``setup_tool.cli.main``: everything is reported and flushed by now.
     """
     import sys
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from channel import ChannelHandler, LocalChannel, serve_channel
 
@@ -223,7 +224,7 @@ class SlowServer:
 
 def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandler]:
     class Handler(ChannelHandler):
-        def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+        def copyfile(self, source: Any, outputfile: Any) -> None:
             is_package = self.path.endswith((".conda", ".tar.bz2"))
             if not is_package or (server.only is not None and server.only not in self.path):
                 shutil.copyfileobj(source, outputfile)

@@ -14,11 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench import SCHEMA, SCHEMA_VERSION  # noqa: E402
-from bench.cli import main  # noqa: E402
-from bench.data import BUNDLED_DIR, IdxMnist, faithful_datasets, load_arrays, verify  # noqa: E402
-from bench.errors import DataError  # noqa: E402
-from bench.model import SEED_PARAMETERS, SeedNet, parameter_count  # noqa: E402
+from setup_tool_bench import SCHEMA, SCHEMA_VERSION  # noqa: E402
+from setup_tool_bench.cli import main  # noqa: E402
+from setup_tool_bench.data import BUNDLED_DIR, IdxMnist, faithful_datasets, load_arrays, verify  # noqa: E402
+from setup_tool_bench.errors import DataError  # noqa: E402
+from setup_tool_bench.model import SEED_PARAMETERS, SeedNet, parameter_count  # noqa: E402
 
 SHORT = ["--device", "cpu", "--max-steps", "4", "--warmup-steps", "1", "--test-limit", "64"]
 
@@ -165,7 +165,7 @@ def test_unwritable_results_directory_fails_before_the_run(
 def test_ctrl_c_saves_finished_epochs_marked_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.loops.seed import SeedTrainer
+    from setup_tool_bench.loops.seed import SeedTrainer
 
     real = SeedTrainer.train_epoch
 
@@ -181,3 +181,56 @@ def test_ctrl_c_saves_finished_epochs_marked_incomplete(
     assert result["complete"] is False and result["interrupted"] is True
     assert [e["epoch"] for e in result["epochs"]] == [1]
     assert result["summary"]["test_accuracy"] is None
+
+
+def test_a_short_run_evaluates_on_as_many_test_images_as_it_trained_on(tmp_path: Path) -> None:
+    args = ["--device", "cpu", "--loop", "fast", "--max-steps", "3", "--warmup-steps", "0"]
+    assert main([*args, "--results-dir", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["config"]["test_limit"] == 1000 and result["config"]["test_limit_auto"]
+    assert result["summary"]["test_samples"] == 1000  # 3 x 16 trained: the floor of 1000
+
+
+def test_the_short_run_test_limit_follows_the_samples_trained() -> None:
+    from setup_tool_bench.config import make_config
+
+    assert make_config("fast", max_steps=50).test_limit == 1000  # 800 samples trained
+    assert make_config("fast", max_steps=200).test_limit == 3200
+    assert make_config("throughput", max_steps=50).test_limit == 10_000  # capped at the set
+    assert make_config("fast", max_steps=50, test_limit=64).test_limit == 64  # as asked
+    assert not make_config("fast", max_steps=50, test_limit=64).test_limit_auto
+    assert make_config("fast").test_limit is None  # a whole epoch: the whole test set
+
+
+def test_an_error_inside_torch_is_one_line_and_keeps_the_finished_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from setup_tool_bench.loops.resident import ResidentTrainer
+
+    real = ResidentTrainer.train_epoch
+
+    def fails_in_epoch_two(self, epoch, progress):  # type: ignore[no-untyped-def]
+        if epoch < 2:
+            return real(self, epoch, progress)
+        progress.start_epoch(epoch, 4, 16)
+        progress.update(3)
+        raise RuntimeError("CUDA error: device-side assert triggered\nmore detail")
+
+    monkeypatch.setattr(ResidentTrainer, "train_epoch", fails_in_epoch_two)
+    args = [*SHORT, "--loop", "fast", "--epochs", "3", "--results-dir", str(tmp_path)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (error_line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert error_line == (
+        "error: the fast loop failed on cpu in the epoch 2, step 3: "
+        "RuntimeError: CUDA error: device-side assert triggered"
+    )
+    assert "hint: CUDA reports errors late: rerun with CUDA_LAUNCH_BLOCKING=1" in err
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["complete"] is False and result["interrupted"] is False
+    assert [e["epoch"] for e in result["epochs"]] == [1]
+    assert result["error"]["phase"] == "epoch 2" and result["error"]["step"] == 3
+    assert "fails_in_epoch_two" in result["error"]["traceback"]

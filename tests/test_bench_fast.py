@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.config import make_config  # noqa: E402
-from bench.data import verify  # noqa: E402
-from bench.loops.resident import ResidentTrainer, resolve_capture  # noqa: E402
-from bench.loops.seed import SeedTrainer  # noqa: E402
-from bench.sweep import _Quiet  # noqa: E402
+from setup_tool_bench.config import make_config  # noqa: E402
+from setup_tool_bench.data import verify  # noqa: E402
+from setup_tool_bench.loops.resident import ResidentTrainer, resolve_capture  # noqa: E402
+from setup_tool_bench.loops.seed import SeedTrainer  # noqa: E402
+from setup_tool_bench.progress import SilentProgress  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -90,7 +90,7 @@ def test_fast_loop_learns(files: dict[str, Path]) -> None:
     trainer = ResidentTrainer(config, CPU, files)
     before, _ = trainer.evaluate(300)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     after, tested = trainer.evaluate(300)
     assert stats.steps == 80 and stats.samples == 1280 and tested == 300
     assert stats.loss < 2.0  # from ~2.3, chance level
@@ -129,7 +129,7 @@ def test_graph_capture_request_on_cpu_trains_uncaptured(files: dict[str, Path]) 
     config = make_config("fast", device="cpu", capture="graph", max_steps=2, warmup_steps=1)
     trainer = ResidentTrainer(config, CPU, files)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     assert trainer.graph is None
     assert trainer.details["capture_requested"] == "graph"
     assert trainer.details["capture"] == "none"
@@ -143,5 +143,39 @@ def test_cuda_graph_capture_replays(files: dict[str, Path]) -> None:
     config = make_config("fast", device="cuda", capture="graph", max_steps=20)
     trainer = ResidentTrainer(config, torch.device("cuda"), files)
     trainer.warm_up()
-    stats = trainer.train_epoch(1, _Quiet())
+    stats = trainer.train_epoch(1, SilentProgress())
     assert trainer.graph is not None and stats.steps == 20
+
+
+def test_the_batch_fetch_wraps_around_an_epoch_of_few_batches(files: dict[str, Path]) -> None:
+    """Batch 16384 leaves 3 resident batches. On an H200 the warm-up (3 eager steps, then a
+    graph capture and 2 replays) read batch 4: a device-side assert in a compiled kernel. On
+    the CPU the same gather past the last batch was an IndexError; now it wraps."""
+    config = make_config("throughput", device="cpu", batch_size=16384)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert trainer.full_steps == 3
+    for step in range(7):
+        images, labels = trainer.batch_for(torch.tensor(step))
+        expected_images, expected_labels = trainer.batch_for(torch.tensor(step % 3))
+        assert images.shape == (16384, 1, 28, 28)
+        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+
+
+def test_a_warm_up_longer_than_the_epoch_runs_and_restores(files: dict[str, Path]) -> None:
+    config = make_config("fast", device="cpu", max_steps=2, warmup_steps=5, seed=5)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert trainer.warm_up().steps == 5  # not cut to the 2 steps of an epoch
+    assert int(trainer.counter) == 0
+    stats = trainer.train_epoch(1, SilentProgress())
+    assert stats.steps == 2
+
+
+def test_building_a_trainer_changes_no_global_setting(files: dict[str, Path]) -> None:
+    before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+    config = make_config("fast", device="cpu", precision="tf32", max_steps=1)
+    trainer = ResidentTrainer(config, CPU, files)
+    assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before
+    trainer.apply_global_settings()
+    assert torch.backends.cuda.matmul.allow_tf32 is True
+    trainer.close()
+    assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 
 from setup_tool.errors import ExitCode
 
@@ -40,7 +41,7 @@ def test_usage_errors_are_one_error_line_and_a_hint(
     assert lines[1] == f"hint: see `{command} --help`"
 
 
-def test_in_process_runner_sees_the_same(cli) -> None:  # type: ignore[no-untyped-def]
+def test_in_process_runner_sees_the_same(cli: Cli) -> None:
     result = cli("--bogus")
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("error: No such option: --bogus")

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import machines
 import pytest
+from conftest import Cli
 
 from setup_tool.detect import nvidia
+from setup_tool.detect.facts import Platform
 
 DATA = Path(__file__).parent / "data"
 
@@ -22,7 +24,7 @@ PLATFORM_KEYS = {
 }  # fmt: skip
 
 
-def test_json_schema(cli) -> None:  # type: ignore[no-untyped-def]
+def test_json_schema(cli: Cli) -> None:
     data = json.loads(cli.ok("detect", "--json").stdout)
     assert data["schema_version"] == 1
     assert set(data["platform"]) == PLATFORM_KEYS
@@ -33,14 +35,14 @@ def test_json_schema(cli) -> None:  # type: ignore[no-untyped-def]
         assert vp["name"].startswith("__")
 
 
-def test_table_shows_the_decision_and_sources(cli) -> None:  # type: ignore[no-untyped-def]
+def test_table_shows_the_decision_and_sources(cli: Cli) -> None:
     out = cli.ok("detect", "--sources", "--variant", "cpu").stdout
     assert "Variant" in out
     assert "cpu (from --variant)" in out
     assert "platform.system()" in out or "platform.machine()" in out
 
 
-def test_env_variable_override_is_shown_with_its_source(cli) -> None:  # type: ignore[no-untyped-def]
+def test_env_variable_override_is_shown_with_its_source(cli: Cli) -> None:
     out = cli.ok("detect", "--json", env={"SETUP_TOOL_VARIANT": "mps"}).stdout
     target = json.loads(out)["target"]
     assert target["variant"] == "mps"
@@ -55,7 +57,9 @@ def test_env_variable_override_is_shown_with_its_source(cli) -> None:  # type: i
         pytest.param([], {"CONDA_OVERRIDE_CUDA": "abc"}, "not a CUDA version", id="bad-cuda"),
     ],
 )
-def test_bad_input_is_one_error_line_and_exit_2(cli, args, env, needle) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_one_error_line_and_exit_2(
+    cli: Cli, args: list[str], env: dict[str, str], needle: str
+) -> None:
     result = cli("detect", *args, env=env)
     assert result.exit_code == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -67,7 +71,9 @@ def test_bad_input_is_one_error_line_and_exit_2(cli, args, env, needle) -> None:
 @pytest.mark.parametrize(
     "platform", [machines.WIN64, machines.LINUX_PPC64LE], ids=["win-64", "linux-ppc64le"]
 )
-def test_unsupported_platform_reports_facts_and_exits_3(cli, monkeypatch, platform) -> None:  # type: ignore[no-untyped-def]
+def test_unsupported_platform_reports_facts_and_exits_3(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, platform: Platform
+) -> None:
     monkeypatch.setattr("setup_tool.detect.probe.probe", lambda environ=None: platform)
     result = cli("detect", "--json")
     assert result.exit_code == 3
@@ -98,8 +104,8 @@ def _fake_nvidia_smi(directory: Path, query_file: str, header_file: str) -> None
 
 
 def test_old_driver_through_a_real_nvidia_smi_gives_cpu_with_the_fix(
-    cli, monkeypatch, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """End to end: PATH has an nvidia-smi printing a 470 driver's output; NVML is absent."""
     _fake_nvidia_smi(tmp_path, "nvidia-smi-470-query-old-fields.csv", "nvidia-smi-470-t4.txt")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -134,7 +140,9 @@ def _fake_current_nvidia_smi(
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
-def test_h200_through_nvidia_smi_and_driver_file_gives_cuda_13(cli, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_h200_through_nvidia_smi_and_driver_file_gives_cuda_13(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The H200's real outputs with NVML unavailable: the fallback sources decide alone."""
     _fake_current_nvidia_smi(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -154,8 +162,8 @@ def test_h200_through_nvidia_smi_and_driver_file_gives_cuda_13(cli, monkeypatch,
 
 
 def test_a_550_driver_through_nvidia_smi_gives_cuda_12_9_with_a_warning(
-    cli, monkeypatch, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A 550-series driver (CUDA 12.4), found on many clusters, runs the cuda129 build."""
     _fake_current_nvidia_smi(tmp_path, "nvidia-smi-query-550-a100.csv", "nvidia-smi-550-a100.txt")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -182,7 +190,9 @@ def test_a_550_driver_through_nvidia_smi_gives_cuda_12_9_with_a_warning(
         pytest.param("11.8", "cpu", None, "525.60.13", id="11.8"),
     ],
 )
-def test_conda_override_cuda_through_the_cli(cli, override, variant, build, needle) -> None:  # type: ignore[no-untyped-def]
+def test_conda_override_cuda_through_the_cli(
+    cli: Cli, override: str, variant: str, build: str | None, needle: str | None
+) -> None:
     target = json.loads(cli.ok("detect", "--json", env={"CONDA_OVERRIDE_CUDA": override}).stdout)[
         "target"
     ]
@@ -196,7 +206,7 @@ def test_conda_override_cuda_through_the_cli(cli, override, variant, build, need
         assert needle in text
 
 
-def test_piped_sources_table_is_not_cut_at_80_columns(cli) -> None:  # type: ignore[no-untyped-def]
+def test_piped_sources_table_is_not_cut_at_80_columns(cli: Cli) -> None:
     """Outside a terminal, every value is printed in full (no "mach…")."""
     result = cli.ok("detect", "--sources")
     assert "…" not in result.stdout

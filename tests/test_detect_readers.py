@@ -30,7 +30,7 @@ class FakeRunner:
         self.answers = answers
         self.calls: list[tuple[str, ...]] = []
 
-    def __call__(self, argv: Sequence[str], *, timeout: float = 5.0, env=None, cwd=None):  # type: ignore[no-untyped-def]
+    def __call__(self, argv: Sequence[str], *, timeout: float = 5.0, env=None, cwd=None):
         argv = tuple(argv)
         self.calls.append(argv)
         for prefix, result in self.answers.items():
@@ -43,7 +43,7 @@ def ok(stdout: str, stderr: str = "", code: int = 0) -> CommandResult:
     return CommandResult(("x",), code, stdout, stderr)
 
 
-def no_nvml():  # type: ignore[no-untyped-def]
+def no_nvml():
     raise ImportError
 
 
@@ -212,7 +212,7 @@ def fake_executable(directory: Path, name: str, body: str) -> Path:
     return path
 
 
-def smi_runner(directory: Path):  # type: ignore[no-untyped-def]
+def smi_runner(directory: Path):
     """run_command with PATH pointing at ``directory`` first, as a user's shell would."""
     env = {**os.environ, "PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from doctor_fixtures import MAC_ARM, MAIN, NO_DRIVER, install, write_lock
 
 from setup_tool.detect import Detection, Overrides, Platform, select_target
@@ -23,14 +24,14 @@ from setup_tool.variants import VariantChoice
 DATA = Path(__file__).parent / "data"
 
 
-def test_cpu_passes_here(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cpu_passes_here(cli: Cli) -> None:
     result = cli.ok("doctor", "--python", sys.executable, "--expect", "cpu")
     assert "✓  cpu" in result.output
     assert "cpu (expected) passed the placement check (exit 0)" in result.output
     assert "Found no NVIDIA driver" in result.output  # the cuda line says why it is skipped
 
 
-def test_cuda_fails_here_with_a_fix_and_json(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_fails_here_with_a_fix_and_json(cli: Cli) -> None:
     result = cli("doctor", "--python", sys.executable, "--expect", "cuda", "--json")
     assert result.exit_code == 6, result.output
     report = json.loads(result.stdout)
@@ -46,7 +47,7 @@ def test_cuda_fails_here_with_a_fix_and_json(cli) -> None:  # type: ignore[no-un
 
 
 def test_default_environment_and_its_lock(
-    cli,  # type: ignore[no-untyped-def]
+    cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -70,7 +71,7 @@ def test_default_environment_and_its_lock(
     assert (result.exit_code, report["passed"]) == (8, True)
 
 
-def test_missing_python_is_a_failed_check_not_a_traceback(cli) -> None:  # type: ignore[no-untyped-def]
+def test_missing_python_is_a_failed_check_not_a_traceback(cli: Cli) -> None:
     result = cli("doctor", "--python", "/no/such/python", "--expect", "cpu")
     assert result.exit_code == 6
     assert "✗  python" in result.output
@@ -78,7 +79,7 @@ def test_missing_python_is_a_failed_check_not_a_traceback(cli) -> None:  # type:
     assert "Traceback" not in result.output
 
 
-def test_crashing_python_shows_stderr_tail(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crashing_python_shows_stderr_tail(cli: Cli, tmp_path: Path) -> None:
     python = tmp_path / "python"
     python.write_text(
         "#!/bin/sh\n"
@@ -93,13 +94,13 @@ def test_crashing_python_shows_stderr_tail(cli, tmp_path: Path) -> None:  # type
     assert "Illegal instruction" in result.output
 
 
-def test_python_and_prefix_together_are_a_usage_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_python_and_prefix_together_are_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     result = cli("doctor", "--python", sys.executable, "--prefix", str(tmp_path))
     assert result.exit_code == 2
     assert "give one of them" in result.output
 
 
-def test_python_found_on_path(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_python_found_on_path(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--python python3` as on the GPU machine: a bare name is looked up on PATH."""
     fake = tmp_path / "python3-fake"
     fake.write_text(f"#!/bin/sh\ncat {DATA / 'probe-linux-x86_64-cu130-no-gpu.json'}\n")
@@ -111,7 +112,7 @@ def test_python_found_on_path(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0
 
 
-def _recorded_runner(name: str):  # type: ignore[no-untyped-def]
+def _recorded_runner(name: str):
     text = (DATA / name).read_text()
 
     def runner(argv, *, timeout=0, env=None, cwd=None):  # type: ignore[no-untyped-def]
@@ -120,7 +121,7 @@ def _recorded_runner(name: str):  # type: ignore[no-untyped-def]
     return runner
 
 
-def _detector(platform: Platform):  # type: ignore[no-untyped-def]
+def _detector(platform: Platform):
     def detector(overrides: Overrides, environ: object) -> Detection:
         return Detection(platform, select_target(platform, overrides))
 
@@ -187,7 +188,7 @@ def test_installed_command_runs_as_a_module() -> None:
     assert "--expect" in completed.stdout
 
 
-def test_bad_flag_value_is_one_error_line(cli) -> None:  # type: ignore[no-untyped-def]
+def test_bad_flag_value_is_one_error_line(cli: Cli) -> None:
     result = cli("doctor", "--expect", "gpu")
     assert result.exit_code == 2
     assert result.output.startswith("error: Invalid value for '--expect'")
@@ -198,6 +199,6 @@ def test_bad_flag_value_is_one_error_line(cli) -> None:  # type: ignore[no-untyp
 @pytest.mark.skipif(
     not Path("/proc/driver/nvidia/version").exists(), reason="needs an NVIDIA GPU and driver"
 )
-def test_cuda_passes_on_a_gpu_machine(cli) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_passes_on_a_gpu_machine(cli: Cli) -> None:
     result = cli.ok("doctor", "--python", sys.executable, "--expect", "cuda")
     assert "cuda (expected) passed the placement check" in result.output

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from channel import LocalChannel
+from conftest import Cli
 from install_support import (
     Project,
     env_python_says,
@@ -23,7 +25,7 @@ def project(tmp_path: Path, channel_url: str) -> Project:
     return make_project(tmp_path, channel_url)
 
 
-def test_fresh_install_then_no_op(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_fresh_install_then_no_op(cli: Cli, project: Project) -> None:
     first = cli.ok("install", env=project.env)
     assert "installed 9 packages" in first.stderr
     assert "9 downloaded, 0 from cache" in first.stderr
@@ -48,7 +50,7 @@ def test_fresh_install_then_no_op(cli, project: Project) -> None:  # type: ignor
     assert (project.prefix / "bin/python").read_text() == stub
 
 
-def test_conda_meta_records_the_lock_url_not_the_cache(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_conda_meta_records_the_lock_url_not_the_cache(cli: Cli, project: Project) -> None:
     cli.ok("install", env=project.env)
     records = [json.loads(p.read_text()) for p in (project.prefix / "conda-meta").glob("*.json")]
     assert len(records) == 9
@@ -57,13 +59,17 @@ def test_conda_meta_records_the_lock_url_not_the_cache(cli, project: Project) ->
         assert record["channel"] == project.channel_url
 
 
-def test_upgrade_after_relock(cli, project: Project, local_channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_after_relock(
+    cli: Cli, project: Project, local_channel: LocalChannel, tmp_path: Path
+) -> None:
+    channel = local_channel.copy_to(tmp_path / "channel-v2")
+    project.relock(channel.url)
     cli.ok("install", env=project.env)
     assert installed_numpy(project.prefix) == "2.3.5"
 
-    newer = local_channel.copy_to(tmp_path / "channel-v2")
-    newer.add(newer_numpy(newer))
-    project.relock(newer.url)
+    # A release added to the same channel: only its file is new (fetched and hashed).
+    channel.add(newer_numpy(channel))
+    project.relock(channel.url)
     plan = json.loads(cli.ok("install", "--dry-run", "--json", env=project.env).stdout)
     assert [c["name"] for c in plan["plan"]["change"]] == ["numpy"]
     assert plan["plan"]["add"] == [] and plan["plan"]["remove"] == []
@@ -76,7 +82,7 @@ def test_upgrade_after_relock(cli, project: Project, local_channel, tmp_path: Pa
     assert "is up to date" in cli.ok("install", env=project.env).stderr
 
 
-def test_dry_run_writes_nothing(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_writes_nothing(cli: Cli, project: Project) -> None:
     result = cli.ok("install", "--dry-run", env=project.env)
     assert "dry run: nothing written" in result.stdout
     assert "9 to add" in result.stdout
@@ -87,7 +93,7 @@ def test_dry_run_writes_nothing(cli, project: Project) -> None:  # type: ignore[
     assert not project.cache.exists()
 
 
-def test_install_over_http(cli, tmp_path: Path, http_channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_install_over_http(cli: Cli, tmp_path: Path, http_channel_url: str) -> None:
     project = make_project(tmp_path, http_channel_url)
     result = cli.ok("install", "--json", env=project.env)
     data = json.loads(result.stdout)
@@ -96,7 +102,7 @@ def test_install_over_http(cli, tmp_path: Path, http_channel_url: str) -> None: 
     assert installed_numpy(project.prefix) == "2.3.5"
 
 
-def test_explicit_lockfile_and_prefix(cli, project: Project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_explicit_lockfile_and_prefix(cli: Cli, project: Project, tmp_path: Path) -> None:
     prefix = tmp_path / "elsewhere" / "torch-env"
     cli.ok("install", "--lockfile", str(project.lockfile), "--prefix", str(prefix), env=project.env)
     assert installed_numpy(prefix) == "2.3.5"
@@ -104,7 +110,7 @@ def test_explicit_lockfile_and_prefix(cli, project: Project, tmp_path: Path) -> 
     assert not project.prefix.exists()
 
 
-def test_foreign_directory_at_the_prefix_is_left_untouched(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_directory_at_the_prefix_is_left_untouched(cli: Cli, project: Project) -> None:
     project.prefix.mkdir(parents=True)
     precious = project.prefix / "notes.txt"
     precious.write_text("mine")
@@ -115,13 +121,13 @@ def test_foreign_directory_at_the_prefix_is_left_untouched(cli, project: Project
     assert sorted(p.name for p in project.prefix.iterdir()) == ["notes.txt"]
 
 
-def test_an_empty_directory_at_the_prefix_is_used(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_directory_at_the_prefix_is_used(cli: Cli, project: Project) -> None:
     project.prefix.mkdir(parents=True)
     cli.ok("install", env=project.env)
     assert installed_numpy(project.prefix) == "2.3.5"
 
 
-def test_unwritable_prefix(cli, project: Project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_prefix(cli: Cli, project: Project, tmp_path: Path) -> None:
     """Tests run as root, which chmod cannot stop: use a prefix whose parent is a file."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -132,7 +138,9 @@ def test_unwritable_prefix(cli, project: Project, tmp_path: Path) -> None:  # ty
     assert not project.cache.exists()
 
 
-def test_install_repairs_an_environment_that_drifted_from_its_lock(cli, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_install_repairs_an_environment_that_drifted_from_its_lock(
+    cli: Cli, project: Project
+) -> None:
     """A package removed behind setup-tool's back (the doctor's "drift") is put back."""
     cli.ok("install", env=project.env)
     record = next((project.prefix / "conda-meta").glob("numpy-*.json"))

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import assert_env_matches, env_torch, snapshot
 
 from setup_tool.errors import ExitCode, LockfileInvalid
 from setup_tool.install.lockread import read_locked_platform
 
 
-def _fails(cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _fails(cli: Cli, lockfile: Path, prefix: Path, code: int, *watch: Path) -> tuple[str, str]:
     """Run an install that must fail with ``code``; nothing under ``watch`` may change."""
     before = snapshot(*watch)
     result = cli("install", "--lockfile", str(lockfile), "--prefix", str(prefix))
@@ -49,8 +50,8 @@ CORRUPTIONS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
-def test_corrupt_lockfile_is_refused(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, corrupt: Callable[[str], str]
+def test_corrupt_lockfile_is_refused(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, corrupt: Callable[[str], str]
 ) -> None:
     lockfile = tmp_path / "cpu.conda-lock.yml"
     lockfile.write_text(corrupt(cpu_lock.read_text()))
@@ -87,7 +88,7 @@ def test_a_cut_that_drops_dependencies_is_caught_at_every_line(
     assert accepted_cuts <= 3  # of ~200 cuts tried
 
 
-def test_missing_lockfile_and_a_directory(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_lockfile_and_a_directory(cli: Cli, tmp_path: Path) -> None:
     prefix = tmp_path / "env"
     error, hint = _fails(cli, tmp_path / "nope.yml", prefix, ExitCode.ERROR, tmp_path)
     assert error == f"error: lockfile {tmp_path / 'nope.yml'} not found"
@@ -100,8 +101,8 @@ def test_missing_lockfile_and_a_directory(cli, tmp_path: Path) -> None:  # type:
 
 
 @pytest.mark.parametrize("kind", ["directory", "file", "symlink"])
-def test_existing_foreign_prefix_is_left_untouched(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, kind: str
+def test_existing_foreign_prefix_is_left_untouched(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, kind: str
 ) -> None:
     parent = tmp_path / "work"
     parent.mkdir()
@@ -163,8 +164,12 @@ def small_disk(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> Path:
     return tmpfs(tmp_path / "disk", "128k")
 
 
-def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
-    cli, locked_project: Path, cpu_lock: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+def test_really_full_disk_while_linking(
+    cli: Cli,
+    locked_project: Path,
+    cpu_lock: Path,
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same on a real full filesystem: py-rattler reports it as its own error (os error
     28), which must read as a full disk, not as "clear the cache and report the error"."""
@@ -182,8 +187,8 @@ def test_really_full_disk_while_linking(  # type: ignore[no-untyped-def]
     assert sorted(p.name for p in small_disk.iterdir()) == [".env.lock", "env"]
 
 
-def test_mount_point_prefix(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, tmpfs: Callable[[Path, str], Path]
+def test_mount_point_prefix(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, tmpfs: Callable[[Path, str], Path]
 ) -> None:
     """A volume mounted at the prefix (a container's /opt/env): it cannot be swapped."""
     prefix = tmpfs(tmp_path / "volume", "1m")
@@ -198,8 +203,8 @@ def test_mount_point_prefix(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("prefix", ["/proc/setup-tool-test-env", "/sys/setup-tool-test-env"])
-def test_prefix_where_no_file_can_be_created(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, prefix: str
+def test_prefix_where_no_file_can_be_created(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, prefix: str
 ) -> None:
     """procfs refuses with ENOENT, sysfs with EACCES, both even for root (whom os.access
     calls them writable): one error line, not a traceback from the prefix lock."""
@@ -217,8 +222,8 @@ def test_prefix_where_no_file_can_be_created(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("cache", ["/proc/setup-tool-test-cache", "a-file", "a-file/below"])
-def test_cache_that_cannot_be_written(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
+def test_cache_that_cannot_be_written(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
 ) -> None:
     """SETUP_TOOL_CACHE in procfs, or at or under a regular file: one error, nothing made."""
     (tmp_path / "a-file").write_text("not a cache\n")
@@ -238,8 +243,8 @@ def test_cache_that_cannot_be_written(  # type: ignore[no-untyped-def]
     assert not prefix.exists()
 
 
-def test_unknown_category_lists_the_locks_categories(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path
+def test_unknown_category_lists_the_locks_categories(
+    cli: Cli, cpu_lock: Path, tmp_path: Path
 ) -> None:
     prefix = tmp_path / "env"
     result = cli(

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from install_support import env_python_says, make_project
+from conftest import Cli
+from install_support import Project, env_python_says, make_project
 
 from setup_tool.install.compat import MachineFacts, assess, build_cuda, check_machine, cuda_need
 from setup_tool.install.lockread import LockedPackage, LockedPlatform
@@ -171,7 +172,7 @@ def test_cuda_version_in_build_strings(build: str, cuda: str | None) -> None:
 
 
 @pytest.fixture
-def cuda_project(tmp_path: Path, channel_url: str):  # type: ignore[no-untyped-def]
+def cuda_project(tmp_path: Path, channel_url: str) -> Project:
     from setup_tool.lock import lock_variants
     from setup_tool.variants import Variant
 
@@ -180,7 +181,9 @@ def cuda_project(tmp_path: Path, channel_url: str):  # type: ignore[no-untyped-d
     return project
 
 
-def test_cuda_lock_on_a_machine_without_a_driver_is_refused(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_on_a_machine_without_a_driver_is_refused(
+    cli: Cli, cuda_project: Project
+) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": ""}
     result = cli("install", env=env)
     assert result.exit_code == 5
@@ -191,7 +194,7 @@ def test_cuda_lock_on_a_machine_without_a_driver_is_refused(cli, cuda_project) -
     assert not cuda_project.cache.exists()  # refused before any download
 
 
-def test_cuda_lock_with_a_driver_too_old_is_refused(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_with_a_driver_too_old_is_refused(cli: Cli, cuda_project: Project) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "11.8"}
     result = cli("install", env=env)
     assert result.exit_code == 5
@@ -201,14 +204,16 @@ def test_cuda_lock_with_a_driver_too_old_is_refused(cli, cuda_project) -> None: 
     assert not cuda_project.cache.exists()
 
 
-def test_cuda_lock_on_an_older_cuda_12_driver_installs_with_a_warning(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_on_an_older_cuda_12_driver_installs_with_a_warning(
+    cli: Cli, cuda_project: Project
+) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "12.4"}
     result = cli.ok("install", env=env)
     assert "minor-version compatibility" in result.stderr
     assert "PTX JIT" in result.stderr
 
 
-def test_cuda_lock_installs_where_the_driver_is_new_enough(cli, cuda_project) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_lock_installs_where_the_driver_is_new_enough(cli: Cli, cuda_project: Project) -> None:
     env = {**cuda_project.env, "SETUP_TOOL_VARIANT": "cuda", "CONDA_OVERRIDE_CUDA": "13.0"}
     data = json.loads(cli.ok("install", "--json", env=env).stdout)
     prefix = Path(data["prefix"])
@@ -217,7 +222,7 @@ def test_cuda_lock_installs_where_the_driver_is_new_enough(cli, cuda_project) ->
     assert build.startswith("cuda129_")
 
 
-def test_glibc_too_old_is_refused(cli, tmp_path: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_glibc_too_old_is_refused(cli: Cli, tmp_path: Path, channel_url: str) -> None:
     project = make_project(tmp_path, channel_url)
     result = cli("install", env={**project.env, "CONDA_OVERRIDE_GLIBC": "2.12"})
     assert result.exit_code == 5

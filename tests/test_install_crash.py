@@ -8,12 +8,16 @@ points (``SETUP_TOOL_TEST_CRASH_AT``); one more is a real kill while a download 
 from __future__ import annotations
 
 import signal
+import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from channel import LocalChannel, serve_channel
+from conftest import Cli
 from install_helpers import serve_slowly, wait_for
 from install_support import (
     Project,
@@ -28,7 +32,7 @@ from setup_tool.install import prefix as prefixes
 
 
 @pytest.fixture
-def upgrading(cli, tmp_path: Path, local_channel: LocalChannel) -> Project:  # type: ignore[no-untyped-def]
+def upgrading(cli: Cli, tmp_path: Path, local_channel: LocalChannel) -> Project:
     """Installed at numpy 2.3.5, then relocked for 2.4.0 (the next install upgrades)."""
     channel = local_channel.copy_to(tmp_path / "channel")
     project = make_project(tmp_path, channel.url)
@@ -85,7 +89,9 @@ def test_sigkill_during_a_first_install_leaves_no_environment(
 
 
 @contextmanager
-def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  # type: ignore[no-untyped-def]
+def upgrade_in_mid_download(
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> Iterator[tuple[Project, LocalChannel, subprocess.Popen[str]]]:
     """Installed at numpy 2.3.5 from a slow server, relocked for 2.4.0, and an install
     process that is in the middle of downloading it: yields (project, channel, process)."""
     channel = local_channel.copy_to(tmp_path / "channel")
@@ -105,8 +111,8 @@ def upgrade_in_mid_download(cli, tmp_path: Path, local_channel: LocalChannel):  
 
 
 def test_sigkill_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, channel, child):
         parts = project.cache / "archives"
         child.kill()
@@ -125,18 +131,43 @@ def test_sigkill_in_the_middle_of_a_download(
 
 
 def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
-    with serve_slowly(local_channel.root, delay=0.5, only="pytorch-2.13.0") as server:
+    """The first install holds the prefix lock while a download is throttled (and stays
+    throttled until the second is seen waiting, so no start-up time on a loaded machine can
+    let the first finish before the second arrives)."""
+    with serve_slowly(local_channel.root, delay=1.0, only="pytorch-2.13.0") as server:
         project = make_project(tmp_path, server.url)
         first = run_install_process(project)
-        wait_for((project.root / ".envs/.cpu.lock").exists)
-        second = run_install_process(project)
-        out_first = first.communicate(timeout=120)
-        out_second = second.communicate(timeout=120)
+        children = [first]
+        said: list[str] = []
+        try:
+            wait_for(server.started.is_set, timeout=60, what="the first install's download")
+            second = run_install_process(project)
+            children.append(second)
+            assert second.stderr is not None
+            reader = threading.Thread(
+                target=lambda: said.extend(iter(second.stderr.readline, "")), daemon=True
+            )
+            reader.start()
+            wait_for(
+                lambda: any("waiting for another install" in line for line in said),
+                timeout=60,
+                what="the second install waiting",
+            )
+            server.delay = 0  # now let the first one finish
+            out_first = first.communicate(timeout=120)
+            second.wait(timeout=120)
+            reader.join(timeout=10)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.communicate()
+    out_second = "".join(said)
     assert first.returncode == 0, out_first[1]
-    assert second.returncode == 0, out_second[1]
+    assert second.returncode == 0, out_second
     assert "installed 9 packages" in out_first[1]
-    assert "waiting for another install" in out_second[1]
-    assert "is up to date" in out_second[1]
+    assert "waiting for another install" in out_second
+    assert "is up to date" in out_second
     assert installed_numpy(project.prefix) == "2.3.5"
     assert leftovers(project.prefix) == []
 
@@ -180,8 +211,8 @@ def test_exchange_swaps_two_directories_atomically(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_the_middle_of_a_download(
-    cli, tmp_path: Path, local_channel: LocalChannel
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel
+) -> None:
     with upgrade_in_mid_download(cli, tmp_path, local_channel) as (project, _, child):
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
@@ -260,7 +291,7 @@ def _threads_inside(code: object) -> list[int]:
 
     inside = []
     for ident, frame in sys._current_frames().items():
-        walker = frame
+        walker: FrameType | None = frame
         while walker is not None:
             if walker.f_code is code:
                 inside.append(ident)

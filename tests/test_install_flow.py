@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from channel import LocalChannel, _pytorch, _pytorch_metapackages, _torchvision
+from conftest import Cli
 from install_helpers import (
     Entry,
     assert_env_matches,
@@ -28,14 +29,14 @@ from install_helpers import (
 from setup_tool.doctor.drift import check_drift
 
 
-def install_json(cli, lockfile: Path, prefix: Path, *more: str) -> dict:  # type: ignore[no-untyped-def]
+def install_json(cli: Cli, lockfile: Path, prefix: Path, *more: str) -> dict:
     result = cli.ok(
         "install", "--lockfile", str(lockfile), "--prefix", str(prefix), "--json", *more
     )
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def test_noop_says_up_to_date_in_a_fresh_process(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_noop_says_up_to_date_in_a_fresh_process(cli: Cli, cpu_lock: Path, tmp_path: Path) -> None:
     """The no-op path touches nothing (how fast it is: scripts/bench-cli.py, not a test)."""
     prefix = tmp_path / "env"
     cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
@@ -52,8 +53,8 @@ def test_noop_says_up_to_date_in_a_fresh_process(cli, cpu_lock: Path, tmp_path: 
 
 
 def test_same_packages_from_a_rewritten_lock_only_record_it(
-    cli, cpu_lock: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, cpu_lock: Path, tmp_path: Path
+) -> None:
     prefix = tmp_path / "env"
     cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(prefix))
     rewritten = tmp_path / "cpu.conda-lock.yml"
@@ -74,7 +75,7 @@ def _without_state(entries: dict[str, Entry]) -> dict[str, Entry]:
     return {k: v for k, v in entries.items() if not k.endswith(("conda-meta", ".state"))}
 
 
-def test_upgrade_after_relock(cli, tmp_path: Path, local_channel: LocalChannel) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_after_relock(cli: Cli, tmp_path: Path, local_channel: LocalChannel) -> None:
     channel = local_channel.copy_to(tmp_path / "channel")
     project = tmp_path / "project"
     lockfile = lock_project(project, channel.url)
@@ -122,8 +123,8 @@ def test_upgrade_after_relock(cli, tmp_path: Path, local_channel: LocalChannel) 
     assert check_drift(prefix, project).state == "clean"
 
 
-def test_dry_run_writes_nothing(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_dry_run_writes_nothing(
+    cli: Cli, cpu_lock: Path, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -154,8 +155,8 @@ def test_dry_run_writes_nothing(  # type: ignore[no-untyped-def]
     assert snapshot(tmp_path, locked_project) == before
 
 
-def test_default_prefix_is_dot_envs_variant(  # type: ignore[no-untyped-def]
-    cli, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_default_prefix_is_dot_envs_variant(
+    cli: Cli, locked_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = tmp_path / "project"
     shutil.copytree(locked_project / "envs", project / "envs")
@@ -167,7 +168,7 @@ def test_default_prefix_is_dot_envs_variant(  # type: ignore[no-untyped-def]
     assert installed(project / ".envs" / "cpu")["pytorch"].startswith("2.13.0 cpu_")
 
 
-def test_prefix_with_spaces_and_dotdot(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_prefix_with_spaces_and_dotdot(cli: Cli, cpu_lock: Path, tmp_path: Path) -> None:
     given = tmp_path / "my envs" / "not-made" / ".." / "ünï env"
     result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", str(given))
     prefix = tmp_path / "my envs" / "ünï env"  # `..` collapsed before it reaches any file
@@ -178,7 +179,7 @@ def test_prefix_with_spaces_and_dotdot(cli, cpu_lock: Path, tmp_path: Path) -> N
     assert f"run its Python directly: '{prefix}/bin/python'" in result.stdout
 
 
-def test_extra_categories_come_on_top_of_main(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_extra_categories_come_on_top_of_main(cli: Cli, cpu_lock: Path, tmp_path: Path) -> None:
     # matplotlib-base made a dev-only package, the way conda-lock marks dev dependencies.
     blocks = cpu_lock.read_text().split("\n- name: ")
     marked = [
@@ -202,15 +203,18 @@ def test_extra_categories_come_on_top_of_main(cli, cpu_lock: Path, tmp_path: Pat
     assert check_drift(prefix, tmp_path).state == "clean"
 
 
-def test_relative_cache_and_prefix(  # type: ignore[no-untyped-def]
-    cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_relative_cache_and_prefix(
+    cli: Cli, cpu_lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SETUP_TOOL_CACHE", "cache")  # relative, as a user may write it
     result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", "env", "--json")
     assert json.loads(result.stdout)["prefix"] == str(tmp_path / "env")
     assert_env_matches(tmp_path / "env", cpu_lock)
-    assert len(list((tmp_path / "cache" / "archives").iterdir())) == 9
+    # The cache is where the relative path says: py-rattler's extracted packages and the
+    # stamps of the 9 file:// archives, hashed in place (not copied: they are local).
+    assert len(list((tmp_path / "cache" / "stamps" / "files").iterdir())) == 9
+    assert len([p for p in (tmp_path / "cache" / "rattler").iterdir() if p.is_dir()]) == 9
 
 
 def test_progress_bars_on_a_terminal(cpu_lock: Path, tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from channel import LocalChannel, serve_channel
+from conftest import Cli
 from install_support import installed_numpy, leftovers, make_project, newer_numpy
 
 
@@ -23,8 +24,8 @@ def served(channel: LocalChannel, transport: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("transport", ["file", "http"])
 def test_tampered_package_is_refused_and_the_old_environment_kept(
-    cli, tmp_path: Path, local_channel: LocalChannel, transport: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel, transport: str
+) -> None:
     channel = local_channel.copy_to(tmp_path / "channel")
     with served(channel, transport) as url:
         project = make_project(tmp_path, url)
@@ -47,8 +48,12 @@ def test_tampered_package_is_refused_and_the_old_environment_kept(
         assert not (archives / new.sha256).exists() or not any((archives / new.sha256).iterdir())
 
 
-def test_tampered_cache_entry_is_fetched_again(cli, tmp_path: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
-    project = make_project(tmp_path, channel_url)
+def test_tampered_cache_entry_is_fetched_again(
+    cli: Cli, tmp_path: Path, http_channel_url: str
+) -> None:
+    """Downloads are cached (file:// packages are hashed in place instead): a cached archive
+    changed by hand fails its stamp, is hashed, and is downloaded again."""
+    project = make_project(tmp_path, http_channel_url)
     cli.ok("install", env=project.env)
     cached = next((project.cache / "archives").glob("*/numpy-*"))
     cached.write_bytes(b"not the archive the lock names")
@@ -62,8 +67,8 @@ def test_tampered_cache_entry_is_fetched_again(cli, tmp_path: Path, channel_url:
 
 @pytest.mark.parametrize("transport", ["file", "http"])
 def test_package_missing_from_the_channel(
-    cli, tmp_path: Path, local_channel: LocalChannel, transport: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel, transport: str
+) -> None:
     channel = local_channel.copy_to(tmp_path / "channel")
     with served(channel, transport) as url:
         project = make_project(tmp_path, url)
@@ -76,7 +81,7 @@ def test_package_missing_from_the_channel(
         assert not project.prefix.exists()
 
 
-def test_unreachable_channel(cli, tmp_path: Path, local_channel: LocalChannel) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_channel(cli: Cli, tmp_path: Path, local_channel: LocalChannel) -> None:
     with serve_channel(local_channel.root) as url:
         project = make_project(tmp_path, url)
     # The server is gone now: its port refuses connections.
@@ -99,7 +104,9 @@ def test_unreachable_channel(cli, tmp_path: Path, local_channel: LocalChannel) -
         ),
     ],
 )
-def test_corrupt_lockfile(cli, tmp_path: Path, channel_url: str, content, needle: str) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_lockfile(
+    cli: Cli, tmp_path: Path, channel_url: str, content: Callable[[str], str], needle: str
+) -> None:
     project = make_project(tmp_path, channel_url)
     cli.ok("install", env=project.env)
     project.lockfile.write_text(content(project.lockfile.read_text()))
@@ -111,7 +118,7 @@ def test_corrupt_lockfile(cli, tmp_path: Path, channel_url: str, content, needle
     assert installed_numpy(project.prefix) == "2.3.5"
 
 
-def test_missing_lockfile_says_how_to_make_one(cli, tmp_path: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_missing_lockfile_says_how_to_make_one(cli: Cli, tmp_path: Path, channel_url: str) -> None:
     project = make_project(tmp_path, channel_url, locked=False)
     result = cli("install", env=project.env)
     assert result.exit_code == 1
@@ -119,7 +126,7 @@ def test_missing_lockfile_says_how_to_make_one(cli, tmp_path: Path, channel_url:
     assert "setup-tool lock --variant cpu" in result.stderr
 
 
-def test_lockfile_without_this_platform(cli, tmp_path: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_lockfile_without_this_platform(cli: Cli, tmp_path: Path, channel_url: str) -> None:
     from setup_tool.lock import lock_variants
     from setup_tool.variants import Variant
 
@@ -135,8 +142,8 @@ def test_lockfile_without_this_platform(cli, tmp_path: Path, channel_url: str) -
 
 
 def test_a_full_disk_while_linking_leaves_the_old_environment(
-    cli, tmp_path: Path, local_channel: LocalChannel, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, local_channel: LocalChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     from setup_tool.install import link as linking

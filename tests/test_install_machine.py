@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from install_helpers import snapshot
 
 from setup_tool.errors import ExitCode
@@ -15,7 +16,7 @@ from setup_tool.install.compat import MachineFacts, check_machine, cuda_need
 from setup_tool.install.lockread import read_locked_platform
 
 
-def _refused(cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+def _refused(cli: Cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:
     """Run an install that must be refused; check that it wrote and downloaded nothing."""
     prefix = tmp_path / "envs" / "env"
     before = snapshot(tmp_path)
@@ -30,8 +31,8 @@ def _refused(cli, lockfile: Path, tmp_path: Path, env: dict[str, str]) -> str:  
 
 
 def test_glibc_too_old_names_the_strictest_package(
-    cli, locked_project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, locked_project: Path, tmp_path: Path
+) -> None:
     lockfile = locked_project / "envs" / "locks" / "cpu.conda-lock.yml"
     text = _refused(cli, lockfile, tmp_path, {"CONDA_OVERRIDE_GLIBC": "2.12"})
     # numpy, python... need 2.17 and pytorch 2.28: the fix must name what fixes them all.
@@ -236,8 +237,8 @@ def test_conda_forge_cudatoolkit_era_locks(
     assert _machine_check(lockfile, MachineFacts(driver_cuda="11.8", glibc="2.17")) == []
 
 
-def test_foreign_cuda_lock_is_refused_by_the_cli_before_any_download(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path
+def test_foreign_cuda_lock_is_refused_by_the_cli_before_any_download(
+    cli: Cli, tmp_path: Path
 ) -> None:
     # Its URLs point at conda.anaconda.org: any download attempt would fail differently.
     lockfile = _write(tmp_path, PYTORCH_CHANNEL_LOCK, "foreign.conda-lock.yml")

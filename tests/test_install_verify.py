@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from channel import LocalChannel, index_channel
+from conftest import Cli
 from install_helpers import (
     assert_env_matches,
     assert_no_leftovers,
@@ -32,7 +33,7 @@ def _cuda_driver(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def old_env(cli, locked_project: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def old_env(cli: Cli, locked_project: Path, tmp_path: Path) -> Path:
     """A working cpu environment, installed with a cache of its own (so that nothing the next
     install needs is cached already)."""
     prefix = tmp_path / "env"
@@ -56,8 +57,8 @@ def _unchanged(prefix: Path, before: dict[str, object]) -> None:
 
 
 def test_archive_that_cannot_be_unpacked(
-    cli, local_channel: LocalChannel, old_env: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, local_channel: LocalChannel, old_env: Path, tmp_path: Path
+) -> None:
     """The channel itself indexed a broken file, so the lock's hash matches it: the hash check
     passes and py-rattler's installer fails. That is an error with a hint, not a traceback."""
     channel = local_channel.copy_to(tmp_path / "channel")
@@ -83,8 +84,8 @@ def test_archive_that_cannot_be_unpacked(
     _unchanged(old_env, before)
 
 
-def test_in_place_edit_in_one_environment_does_not_reach_the_next(  # type: ignore[no-untyped-def]
-    cli, locked_project: Path, tmp_path: Path
+def test_in_place_edit_in_one_environment_does_not_reach_the_next(
+    cli: Cli, locked_project: Path, tmp_path: Path
 ) -> None:
     """Environments hard-link their files from the extracted-package cache: an edit made in
     place in one environment must not be linked into a later one as if it were verified."""
@@ -102,8 +103,8 @@ def test_in_place_edit_in_one_environment_does_not_reach_the_next(  # type: igno
     assert_env_matches(second, lockfile)
 
 
-def test_download_broken_off_midway(  # type: ignore[no-untyped-def]
-    cli, local_channel: LocalChannel, old_env: Path, tmp_path: Path
+def test_download_broken_off_midway(
+    cli: Cli, local_channel: LocalChannel, old_env: Path, tmp_path: Path
 ) -> None:
     channel = local_channel.copy_to(tmp_path / "channel")
     with serve_slowly(channel.root, delay=0, chunk=100) as server:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from channel import LocalChannel
+from conftest import Cli
 
 from setup_tool.cli.lock import Subdir
 from setup_tool.errors import ExitCode
@@ -24,7 +26,7 @@ def test_platform_choices_are_the_supported_subdirs() -> None:
     assert tuple(s.value for s in Subdir) == SUPPORTED_SUBDIRS
 
 
-def test_lock_all_prints_progress_and_summary(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_lock_all_prints_progress_and_summary(cli: Cli, project: Path, channel_url: str) -> None:
     result = cli.ok("lock", "--variant", "all", "--channel", channel_url, env=env_for(project))
     out = result.stdout
     assert re.search(r"^cuda +linux-64 +10 +2\.13\.0 cuda129_mkl_py312_h\w+_302 +12\.9 ", out, re.M)
@@ -43,7 +45,7 @@ def test_lock_all_prints_progress_and_summary(cli, project: Path, channel_url: s
     assert again.stdout.count("(unchanged)") == 6
 
 
-def test_check_exit_codes_and_refresh_command(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_check_exit_codes_and_refresh_command(cli: Cli, project: Path, channel_url: str) -> None:
     env = env_for(project)
     missing = cli("lock", "--variant", "cuda", "--check", "--channel", channel_url, env=env)
     assert missing.exit_code == ExitCode.LOCK_STALE == 4
@@ -66,7 +68,9 @@ def test_check_exit_codes_and_refresh_command(cli, project: Path, channel_url: s
     ) in stale.stdout
 
 
-def test_check_with_channel_from_environment(cli, locked_project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_check_with_channel_from_environment(
+    cli: Cli, locked_project: Path, channel_url: str
+) -> None:
     env = {**env_for(locked_project), "SETUP_TOOL_CHANNEL": channel_url}
     result = cli.ok("lock", "--check", env=env)
     assert result.stdout.count("is up to date") == 3
@@ -94,8 +98,8 @@ def test_check_with_channel_from_environment(cli, locked_project: Path, channel_
     ids=["variant", "platform", "cuda-on-cpu", "cuda-format", "platform-of-variant", "scheme"],
 )
 def test_bad_flags_are_one_line_with_choices(
-    cli, project: Path, args: list[str], expected: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, project: Path, args: list[str], expected: str
+) -> None:
     result = cli("lock", *args, env=env_for(project))
     assert result.exit_code == ExitCode.USAGE
     lines = result.stderr.strip().splitlines()
@@ -103,14 +107,14 @@ def test_bad_flags_are_one_line_with_choices(
     assert len(lines) == 2 and lines[1].startswith("hint: ")
 
 
-def test_malformed_spec_names_file_and_line(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_spec_names_file_and_line(cli: Cli, project: Path, channel_url: str) -> None:
     (project / "envs" / "mps.yml").write_text("platforms: [osx-arm64\ndependencies: []\n")
     result = cli("lock", "--variant", "mps", "--channel", channel_url, env=env_for(project))
     assert result.exit_code == ExitCode.USAGE
     assert re.match(r"error: envs/mps\.yml:\d+: malformed YAML", result.stderr)
 
 
-def test_unknown_key_is_one_line(cli, project: Path, channel_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_key_is_one_line(cli: Cli, project: Path, channel_url: str) -> None:
     base = project / "envs" / "base.yml"
     text = base.read_text()
     base.write_text(text + "prefix: /opt/env\n")
@@ -125,8 +129,8 @@ def test_unknown_key_is_one_line(cli, project: Path, channel_url: str) -> None: 
 
 
 def test_unsatisfiable_spec_shows_the_solver_reason(
-    cli, locked_project: Path, tmp_path: Path, channel_url: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, locked_project: Path, tmp_path: Path, channel_url: str
+) -> None:
     root = Path(shutil.copytree(locked_project, tmp_path / "unsat"))
     before = (root / "envs" / "locks" / "cpu.conda-lock.yml").read_bytes()
     cpu = root / "envs" / "cpu.yml"
@@ -140,8 +144,8 @@ def test_unsatisfiable_spec_shows_the_solver_reason(
 
 
 def test_unreachable_channel_is_named_with_a_hint(
-    cli, project: Path, unreachable_channel_url: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, project: Path, unreachable_channel_url: str
+) -> None:
     result = cli(
         "lock", "--variant", "cpu", "--channel", unreachable_channel_url, env=env_for(project)
     )
@@ -168,8 +172,8 @@ def test_installed_script_locks_all_variants(project: Path, channel_url: str) ->
 
 
 def test_check_names_both_channels_when_only_they_differ(
-    cli, locked_project: Path, channel_url: str, local_channel, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, locked_project: Path, channel_url: str, local_channel: LocalChannel, tmp_path: Path
+) -> None:
     # No flag, no variable: checked against the channel the lock records.
     plain = cli.ok("lock", "--variant", "cpu", "--check", env=env_for(locked_project))
     assert "✓ cpu: envs/locks/cpu.conda-lock.yml is up to date" in plain.stdout
@@ -192,8 +196,8 @@ def test_check_names_both_channels_when_only_they_differ(
 
 
 def test_refresh_from_the_environment_variable_names_the_channel(
-    cli, project: Path, channel_url: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, project: Path, channel_url: str
+) -> None:
     env = {**env_for(project), "SETUP_TOOL_CHANNEL": channel_url}
     result = cli("lock", "--variant", "mps", "--check", env=env)
     assert result.exit_code == ExitCode.LOCK_STALE
@@ -202,8 +206,8 @@ def test_refresh_from_the_environment_variable_names_the_channel(
 
 @pytest.mark.parametrize("form", ["url", "path"])
 def test_missing_local_channel_says_the_path_does_not_exist(
-    cli, project: Path, tmp_path: Path, form: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, project: Path, tmp_path: Path, form: str
+) -> None:
     missing = tmp_path / "nonexistent"
     given = missing.as_uri() if form == "url" else str(missing)
     result = cli("lock", "--variant", "cpu", "--channel", given, env=env_for(project))
@@ -214,8 +218,8 @@ def test_missing_local_channel_says_the_path_does_not_exist(
 
 
 def test_env_after_a_mirror_lock_needs_no_channel_again(
-    cli, project: Path, channel_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, project: Path, channel_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue: once locked from a mirror, every later `make env` needed the variable again."""
     monkeypatch.setenv("SETUP_TOOL_PROJECT", str(project))
     monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from realenv import probe_interpreter, write_real_project
 from realpython import SOURCE_PREFIX, XY, RealPythonChannel
 
@@ -41,7 +42,9 @@ def info(real_python: RealPythonChannel) -> dict[str, tarfile.TarInfo | bytes]:
     return _members(real_python.python.package.path, "info")
 
 
-def test_index_json_describes_the_running_interpreter(info, real_python) -> None:  # type: ignore[no-untyped-def]
+def test_index_json_describes_the_running_interpreter(
+    info: dict[str, tarfile.TarInfo | bytes], real_python: RealPythonChannel
+) -> None:
     index = json.loads(info["info/index.json"])  # type: ignore[arg-type]
     assert index["name"] == "python"
     assert index["version"] == platform.python_version()
@@ -53,7 +56,9 @@ def test_index_json_describes_the_running_interpreter(info, real_python) -> None
     assert list(repodata["packages.conda"]) == [real_python.python.package.filename]
 
 
-def test_paths_json_matches_the_payload_file_by_file(payload, info) -> None:  # type: ignore[no-untyped-def]
+def test_paths_json_matches_the_payload_file_by_file(
+    payload: dict[str, tarfile.TarInfo | bytes], info: dict[str, tarfile.TarInfo | bytes]
+) -> None:
     import hashlib
 
     paths = json.loads(info["info/paths.json"])["paths"]  # type: ignore[arg-type]
@@ -79,7 +84,9 @@ def test_paths_json_matches_the_payload_file_by_file(payload, info) -> None:  # 
             assert b"\0" not in member
 
 
-def test_the_payload_has_the_interpreter_and_stdlib_but_no_tests_or_caches(payload) -> None:  # type: ignore[no-untyped-def]
+def test_the_payload_has_the_interpreter_and_stdlib_but_no_tests_or_caches(
+    payload: dict[str, tarfile.TarInfo | bytes],
+) -> None:
     stdlib = f"lib/python{XY}"
     for needed in (
         f"bin/python{XY}",
@@ -102,15 +109,17 @@ def test_the_payload_has_the_interpreter_and_stdlib_but_no_tests_or_caches(paylo
         assert not name.endswith(".a"), name
 
 
-def test_no_elf_file_keeps_an_absolute_runpath(payload) -> None:  # type: ignore[no-untyped-def]
+def test_no_elf_file_keeps_an_absolute_runpath(
+    payload: dict[str, tarfile.TarInfo | bytes],
+) -> None:
     elf = {n: d for n, d in payload.items() if isinstance(d, bytes) and d[:4] == b"\x7fELF"}
     assert f"bin/python{XY}" in elf and f"lib/libpython{XY}.so.1.0" in elf
     runpath = f"{SOURCE_PREFIX}/lib".encode()
     assert [n for n, data in elf.items() if runpath + b"\0" in data] == []
 
 
-def test_an_installed_environment_has_its_own_interpreter(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, real_python, monkeypatch
+def test_an_installed_environment_has_its_own_interpreter(
+    cli: Cli, tmp_path: Path, real_python: RealPythonChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lock (conda only) and install the real python, then ask the interpreter where it lives:
     everything (stdlib, extension modules, libpython, sysconfig) must be the prefix's."""

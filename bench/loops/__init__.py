@@ -1,11 +1,15 @@
 """The training loops. Each is a trainer with the same four methods, built by ``make_trainer``:
 
+    apply_global_settings()  the process-wide ``torch.backends`` flags the loop wants (an
+                         explicit step: building a trainer changes no global state)
     warm_up()            a few steps (and any compile / capture), then the initial weights,
                          optimizer state and RNG are restored, so timed epochs start from the
                          same state as an unwarmed run
     train_epoch(n, p)    one timed epoch, reporting to progress ``p``
     evaluate(limit)      test-set accuracy (untimed)
-    close()              undo global settings (cudnn.benchmark)
+    result_extras()      keys the loop adds to the result (``distributed``: None unless
+                         data-parallel)
+    close()              put back the flags apply_global_settings() changed
 
 ``seed`` is the 2022 experiment's loop kept as it was (``bench.loops.seed``); ``fast`` and
 ``throughput`` share one device-resident implementation with different presets
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import torch
 
-    from bench.config import BenchConfig
+    from ..config import BenchConfig
 
 
 @dataclass
@@ -54,17 +58,19 @@ class Trainer(Protocol):
     steps_per_epoch: int
     details: dict[str, Any]
 
+    def apply_global_settings(self) -> None: ...
     def warm_up(self) -> WarmupStats: ...
     def train_epoch(self, epoch: int, progress: Progress) -> EpochStats: ...
     def evaluate(self, limit: int | None) -> tuple[float, int]: ...
+    def result_extras(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
 def make_trainer(config: BenchConfig, device: torch.device, files: dict[str, Path]) -> Trainer:
     if config.loop == "seed":
-        from bench.loops.seed import SeedTrainer
+        from .seed import SeedTrainer
 
         return SeedTrainer(config, device, files)
-    from bench.loops.resident import ResidentTrainer
+    from .resident import ResidentTrainer
 
     return ResidentTrainer(config, device, files)

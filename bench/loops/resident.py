@@ -33,18 +33,20 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from bench.config import BenchConfig
-from bench.data import load_arrays
-from bench.devices import synchronize
-from bench.loops import EpochStats, Progress, WarmupStats
-from bench.model import SeedNet
-from bench.timing import StepClock
+from ..config import BenchConfig
+from ..data import MnistArrays, load_arrays
+from ..devices import synchronize
+from ..model import SeedNet
+from ..timing import StepClock
+from . import EpochStats, Progress, WarmupStats
 
 # What --capture auto means on a CUDA device, per loop: the fastest mode measured on an H200
 # (docs/PERFORMANCE.md, "Choosing the capture mode").
@@ -77,7 +79,7 @@ def resolve_precision(requested: str, loop: str, device: torch.device) -> str:
     return "fp32"
 
 
-def make_adam(params: Any, lr: float, *, capturable: bool) -> tuple[torch.optim.Optimizer, str]:
+def make_adam(params: Any, lr: float, *, capturable: bool) -> tuple[torch.optim.Adam, str]:
     """Fused Adam (one multi-tensor kernel) where this torch has it for the device."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable), "Adam(fused)"
@@ -85,21 +87,59 @@ def make_adam(params: Any, lr: float, *, capturable: bool) -> tuple[torch.optim.
         return torch.optim.Adam(params, lr=lr, foreach=True, capturable=capturable), "Adam(foreach)"
 
 
-class ResidentTrainer:
-    def __init__(self, config: BenchConfig, device: torch.device, files: dict[str, Path]) -> None:
-        self.config, self.device = config, device
-        self.batch = config.batch_size
-        arrays = load_arrays(files)
-        full_steps = len(arrays.train_labels) // self.batch
-        self.steps_per_epoch = min(full_steps, config.max_steps or full_steps)
-        used = full_steps * self.batch
-        # One row per step (uint8 steps x B x 1 x 28 x 28): a step's batch is one row, fetched
-        # by a device-side step counter, so a captured graph reads the next batch each replay.
-        self.images = arrays.train_images[:used].reshape(full_steps, self.batch, 1, 28, 28)
-        self.images = self.images.to(device)
-        self.labels = arrays.train_labels[:used].reshape(full_steps, self.batch).to(device)
-        self.test_images, self.test_labels = arrays.test_images, arrays.test_labels
+@dataclass(frozen=True)
+class BackendSettings:
+    """The process-wide ``torch.backends`` flags a loop runs with."""
 
+    cudnn_benchmark: bool  # cuDNN autotuning: tries algorithms on the first step of each shape
+    matmul_tf32: bool  # TF32 for matmuls (cuDNN convolutions use TF32 by default anyway)
+
+    @classmethod
+    def current(cls) -> BackendSettings:
+        return cls(torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+
+    def apply(self) -> BackendSettings:
+        """Set these flags for the whole process; return the ones they replace."""
+        previous = BackendSettings.current()
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = self.matmul_tf32
+        return previous
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run: rank ``rank`` of ``world_size``."""
+
+    rank: int
+    world_size: int
+
+
+class ResidentTrainer:
+    """The fast and throughput loops. Building one changes no global state: the
+    ``torch.backends`` flags it wants are applied by ``apply_global_settings()`` and put back
+    by ``close()``.
+
+    In a data-parallel run (``bench.ddp``) each process builds one with its ``shard``: it
+    keeps only its slice of every global batch (rank r of W takes samples r*B/W to
+    (r+1)*B/W of each step's batch of B, so together the ranks see the same data in the same
+    order as one process), and ``wrap`` puts the model inside DistributedDataParallel.
+    """
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        device: torch.device,
+        files: dict[str, Path],
+        *,
+        shard: Shard | None = None,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
+    ) -> None:
+        self.config, self.device = config, device
+        self.shard = shard or Shard(0, 1)
+        self.batch = config.batch_size // self.shard.world_size  # this process's part
+        arrays = load_arrays(files)
+        self._make_resident(arrays)
+        self.test_images, self.test_labels = arrays.test_images, arrays.test_labels
         self.capture, capture_note = resolve_capture(config.capture, config.loop, device)
         self.precision = resolve_precision(config.precision, config.loop, device)
         self.channels_last = (
@@ -107,72 +147,109 @@ class ResidentTrainer:
             if config.channels_last is not None
             else CHANNELS_LAST.get((config.loop, device.type), device.type == "cpu")
         )
-        self._saved_cudnn_benchmark = torch.backends.cudnn.benchmark
-        self._saved_matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-        if self.precision == "tf32":
-            # cuDNN convolutions already use TF32 by default; this adds the linear layers.
-            torch.backends.cuda.matmul.allow_tf32 = True
-        cudnn_benchmark = (
-            config.cudnn_benchmark if config.cudnn_benchmark is not None else device.type == "cuda"
+        self.backend = BackendSettings(
+            cudnn_benchmark=config.cudnn_benchmark
+            if config.cudnn_benchmark is not None
+            else device.type == "cuda",
+            matmul_tf32=self.precision == "tf32" or BackendSettings.current().matmul_tf32,
         )
-        torch.backends.cudnn.benchmark = cudnn_benchmark
-
-        torch.manual_seed(config.seed)
-        self.model = SeedNet(softmax_output=config.loss == "seed").to(device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = nn.CrossEntropyLoss()
-        capturable = self.capture in GRAPH_MODES
-        self.compile_optimizer = (
-            config.compile_optimizer
-            if config.compile_optimizer is not None
-            else self.capture == "compile-graph"
-        ) and self.capture in COMPILED_MODES
-        if self.compile_optimizer:
-            # Inductor fuses foreach Adam into a few kernels sized to the whole model; the
-            # fused CUDA kernel runs one block per 64K elements, 54 blocks for 3.5M parameters,
-            # which leaves most of an H200's 132 multiprocessors idle.
-            self.optimizer = torch.optim.Adam(
-                self.model.parameters(), lr=config.lr, foreach=True, capturable=capturable
-            )
-            optimizer_name = "Adam(foreach, torch.compile)"
-        else:
-            self.optimizer, optimizer_name = make_adam(
-                self.model.parameters(), config.lr, capturable=capturable
-            )
-        self._forward_loss_fn: Any = self._forward_loss
-        self._optimizer_step: Any = self.optimizer.step
-        if self.capture in COMPILED_MODES:
-            mode = "reduce-overhead" if self.capture == "reduce-overhead" else None
-            # The batch fetch and scaling compile with the model, so they fuse into its kernels.
-            self._forward_loss_fn = torch.compile(self._forward_loss, mode=mode, dynamic=False)
-            if self.compile_optimizer:
-                self._optimizer_step = torch.compile(self.optimizer.step)
-
+        self._saved_backend: BackendSettings | None = None
+        self._build_model()
+        self.network = wrap(self.model) if wrap is not None else self.model  # what trains
+        optimizer_name = self._build_optimizer()
+        self._compile()
         self.counter = torch.zeros((), dtype=torch.int64, device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.clock = StepClock(device, self.steps_per_epoch, sync_each_step=False)
-        self.details: dict[str, Any] = {
+        self.details = self._describe(optimizer_name, capture_note, len(arrays.train_labels))
+
+    def _make_resident(self, arrays: MnistArrays) -> None:
+        """The training set on the device, one row per step (uint8 steps x B x 1 x 28 x 28):
+        a step's batch is one row, fetched by a device-side step counter, so a captured graph
+        reads the next batch on each replay."""
+        batch = self.config.batch_size  # the global batch: every rank's parts together
+        self.full_steps = len(arrays.train_labels) // batch
+        self.steps_per_epoch = min(self.full_steps, self.config.max_steps or self.full_steps)
+        used = self.full_steps * batch
+        part = slice(self.shard.rank * self.batch, (self.shard.rank + 1) * self.batch)
+        images = arrays.train_images[:used].reshape(self.full_steps, batch, 1, 28, 28)
+        self.images = images[:, part].contiguous().to(self.device)
+        labels = arrays.train_labels[:used].reshape(self.full_steps, batch)
+        self.labels = labels[:, part].contiguous().to(self.device)
+
+    def _build_model(self) -> None:
+        torch.manual_seed(self.config.seed)
+        self.model = SeedNet(softmax_output=self.config.loss == "seed").to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.criterion = nn.CrossEntropyLoss()
+
+    def _build_optimizer(self) -> str:
+        """Adam as the capture mode wants it; returns its description for the result."""
+        capturable = self.capture in GRAPH_MODES
+        wanted = self.config.compile_optimizer
+        self.compile_optimizer = (
+            wanted if wanted is not None else self.capture == "compile-graph"
+        ) and self.capture in COMPILED_MODES
+        if not self.compile_optimizer:
+            self.optimizer, name = make_adam(
+                self.model.parameters(), self.config.lr, capturable=capturable
+            )
+            return name
+        # Inductor fuses foreach Adam into a few kernels sized to the whole model; the fused
+        # CUDA kernel runs one block per 64K elements, 54 blocks for 3.5M parameters, which
+        # leaves most of an H200's 132 multiprocessors idle.
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.config.lr, foreach=True, capturable=capturable
+        )
+        return "Adam(foreach, torch.compile)"
+
+    def _compile(self) -> None:
+        self._forward_loss_fn: Any = self._forward_loss
+        self._optimizer_step: Any = self.optimizer.step
+        if self.capture not in COMPILED_MODES:
+            return
+        mode = "reduce-overhead" if self.capture == "reduce-overhead" else None
+        # The batch fetch and scaling compile with the model, so they fuse into its kernels.
+        self._forward_loss_fn = torch.compile(self._forward_loss, mode=mode, dynamic=False)
+        if self.compile_optimizer:
+            self._optimizer_step = torch.compile(self.optimizer.step)
+
+    def _describe(self, optimizer: str, capture_note: str | None, samples: int) -> dict[str, Any]:
+        return {
             "dataset": "bench.data (IDX → device-resident uint8)",
-            "data_placement": f"whole training set on {device.type}, batches gathered there",
-            "optimizer": optimizer_name,
-            "capture_requested": config.capture,
+            "data_placement": f"whole training set on {self.device.type}, batches gathered there",
+            "optimizer": optimizer,
+            "capture_requested": self.config.capture,
             "capture": self.capture,
             "capture_note": capture_note,
             "precision": self.precision,
             "channels_last": self.channels_last,
-            "cudnn_benchmark": cudnn_benchmark,
+            "cudnn_benchmark": self.backend.cudnn_benchmark,
             "compiled_optimizer": self.compile_optimizer,
             "host_syncs_per_step": 0,
-            "dropped_samples_per_epoch": len(arrays.train_labels) - full_steps * self.batch,
+            "dropped_samples_per_epoch": samples - self.full_steps * self.config.batch_size,
         }
+
+    def apply_global_settings(self) -> None:
+        """Set the ``torch.backends`` flags this loop runs with (process-wide; ``close``
+        restores what was there)."""
+        previous = self.backend.apply()
+        if self._saved_backend is None:
+            self._saved_backend = previous
 
     # The step. ------------------------------------------------------------------------------
     def batch_for(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``index``'s inputs as the model sees them (floats in [0, 1]), and labels."""
-        row = index.reshape(1)
+        """Step ``index``'s inputs as the model sees them (floats in [0, 1]), and labels.
+
+        The index wraps around the epoch's batches: a warm-up longer than an epoch, and the
+        replays after a graph capture, carry the step counter past the last batch (at batch
+        16384, 60,000 images make 3 batches; 3 eager warm-up steps and 2 replays read row 4,
+        a device-side out-of-range gather). Within a timed epoch it never wraps.
+        """
+        row = torch.remainder(index, self.full_steps).reshape(1)
         images = self.images.index_select(0, row).reshape(self.batch, 1, 28, 28)
         images = images.to(torch.float32).div(255)  # what ToTensor did per sample
         if self.channels_last:
@@ -190,7 +267,7 @@ class ResidentTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, model output) for one batch, uncompiled."""
         with self._autocast():
-            output = self.model(images)
+            output = self.network(images)
         return self.criterion(output.float(), labels), output
 
     def _forward_loss(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -201,7 +278,8 @@ class ResidentTrainer:
     def _body(self) -> None:
         """One training step with no host synchronisation; the graph captures exactly this."""
         if self.capture == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
+            compiler: Any = torch.compiler  # (torch leaves this one unannotated)
+            compiler.cudagraph_mark_step_begin()
         loss, output, labels = self._forward_loss_fn(self.counter)
         loss.backward()
         self._optimizer_step()
@@ -242,7 +320,8 @@ class ResidentTrainer:
         eager_steps = self.config.warmup_steps
         if wants_graph:
             eager_steps = max(eager_steps, CAPTURE_WARMUP_STEPS)
-        eager_steps = min(eager_steps, self.steps_per_epoch)
+        # Not capped at the epoch's steps: the batch fetch wraps around (``batch_for``), so a
+        # warm-up may be longer than a short epoch, and a capture always gets its eager steps.
         if eager_steps == 0:
             return WarmupStats(0, 0.0)
         saved = [t.detach().clone() for t in self._state()]
@@ -250,7 +329,8 @@ class ResidentTrainer:
         start = time.perf_counter()
         # A graph's warm-up runs on a side stream, as PyTorch's CUDA graph guidance asks, so
         # that lazily created state (cuBLAS workspaces, autotuning) is not made mid-capture.
-        stream = torch.cuda.Stream(self.device) if wants_graph else None
+        cuda: Any = torch.cuda  # (torch leaves Stream's constructor unannotated)
+        stream = cuda.Stream(self.device) if wants_graph else None
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
@@ -273,6 +353,27 @@ class ResidentTrainer:
         seconds = time.perf_counter() - start
         self._restore(saved)
         return WarmupStats(eager_steps, seconds, first, capture_seconds)
+
+    def time_steps(
+        self,
+        steps: int,
+        around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> list[float]:
+        """Seconds of each of ``steps`` more eager steps, each inside ``around()`` (e.g. DDP's
+        ``no_sync``) and synchronised, then back to the initial state (call it after
+        ``warm_up``, which leaves the trainer there). Outside the figures: for measurements
+        beside the epochs (``bench.ddp``'s time split)."""
+        saved = [t.detach().clone() for t in self._state()]
+        seconds = []
+        for _ in range(steps):
+            synchronize(self.device)
+            start = time.perf_counter()
+            with around():
+                self.eager_step()
+            synchronize(self.device)
+            seconds.append(time.perf_counter() - start)
+        self._restore(saved)
+        return seconds
 
     def _first_step(self) -> float:
         """The first step, where compilation happens; a failed compile falls back to eager."""
@@ -336,9 +437,13 @@ class ResidentTrainer:
         return stats
 
     def evaluate(self, limit: int | None) -> tuple[float, int]:
+        """Accuracy on the first ``limit`` test images (all by default); in a data-parallel
+        run on this rank's share of them (every world_size-th), which ``bench.ddp`` adds up."""
         images, labels = self.test_images, self.test_labels
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
+        step = self.shard.world_size
+        images, labels = images[self.shard.rank :: step], labels[self.shard.rank :: step]
         self.model.eval()
         correct = 0
         with torch.no_grad():
@@ -350,9 +455,13 @@ class ResidentTrainer:
         self.model.train()
         return correct / max(len(labels), 1), len(labels)
 
+    def result_extras(self) -> dict[str, Any]:
+        return {"distributed": None}  # one process
+
     def close(self) -> None:
-        torch.backends.cudnn.benchmark = self._saved_cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = self._saved_matmul_tf32
+        if self._saved_backend is not None:
+            self._saved_backend.apply()
+            self._saved_backend = None
 
 
 def _first_line(exc: BaseException) -> str:

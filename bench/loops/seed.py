@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from bench.config import BenchConfig
-from bench.data import faithful_datasets
-from bench.devices import synchronize
-from bench.loops import EpochStats, Progress, WarmupStats
-from bench.model import SeedNet
-from bench.timing import StepClock
+from ..config import BenchConfig
+from ..data import faithful_datasets
+from ..devices import synchronize
+from ..model import SeedNet
+from ..timing import StepClock
+from . import EpochStats, Progress, WarmupStats
 
 FIRST_LOSSES = 10
 EVAL_BATCH = 1000
@@ -52,6 +52,9 @@ class SeedTrainer:
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "host_syncs_per_step": 2,
         }
+
+    def apply_global_settings(self) -> None:
+        """Nothing: the seed ran with torch's defaults."""
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
@@ -140,6 +143,9 @@ class SeedTrainer:
                 total += len(labels)
         self.model.train()
         return correct / max(total, 1), total
+
+    def result_extras(self) -> dict[str, Any]:
+        return {"distributed": None}  # one process
 
     def close(self) -> None:
         pass

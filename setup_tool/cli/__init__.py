@@ -34,9 +34,12 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     if "rattler" in sys.modules:
-        # py-rattler 0.28's native threads can crash the interpreter while it shuts down
-        # (seen here: SIGSEGV / "PyGILState_Release ... finalizing" in 1-50% of runs that
-        # used index_fs, solve or install). Everything is flushed and nothing is left to
-        # clean up, so skip finalization rather than risk exit code 139 after a success.
+        # py-rattler 0.28's tokio threads can crash the interpreter while it finalizes
+        # (SIGSEGV, or SIGABRT "PyGILState_Release ... finalizing", in ~25% of processes
+        # that made one py-rattler call: scripts/repro-rattler-shutdown.py; upstream:
+        # PyO3/pyo3-async-runtimes#40). Everything is flushed and nothing is left to clean
+        # up (downloads are joined, see install/download.py), so skip finalization rather
+        # than turn a success into exit code 139. Re-run the script after a py-rattler
+        # upgrade: this goes when it stops crashing.
         os._exit(code)
     sys.exit(code)

@@ -45,6 +45,25 @@ LockfileOption = Annotated[
 ]
 
 
+VerifyCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--verify-cache",
+        help="Hash every cached archive and extracted file again, as if new. By default a file "
+        "verified before is trusted while its size, inode and modification time are unchanged "
+        "(docs/install.md, 'The package cache').",
+    ),
+]
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+        "#sha256:<hex>), unchecked. Without it such a file is refused.",
+    ),
+]
+
+
 @app.command()
 def install(
     variant: VariantOption = None,
@@ -62,14 +81,8 @@ def install(
             show_default=False,
         ),
     ] = None,
-    allow_unverified: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unverified",
-            help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
-            "#sha256:<hex>), unchecked. Without it such a file is refused.",
-        ),
-    ] = False,
+    allow_unverified: AllowUnverifiedOption = False,
+    verify_cache: VerifyCacheOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
@@ -96,10 +109,13 @@ def install(
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
         allow_unverified=allow_unverified,
+        verify_cache=verify_cache,
     )
-    if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
-        for warning in detection.target.warnings:
-            terminal.warn(escape(warning))
+    # Detection's warnings about the CUDA build are left to the lock's own machine check,
+    # which knows the build the lock really holds.
+    target = detection.target
+    for warning in (w for w in target.warnings if w not in target.cuda_warnings):
+        terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from setup_tool.variants import VariantChoice
 
@@ -41,3 +43,46 @@ PrefixOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class TorchFrom(str, Enum):
+    """What ``--torch-from`` accepts: ``setup_tool.lock.torch_source.TORCH_SOURCES``."""
+
+    conda_forge = "conda-forge"
+    wheels = "wheels"
+
+
+TorchFromOption = Annotated[
+    TorchFrom | None,
+    typer.Option(
+        "--torch-from",
+        show_default=False,
+        help="Where PyTorch comes from when locking: conda-forge's builds, or PyTorch's wheels "
+        "(pip entries from download.pytorch.org/whl/<cpu|cu126|cu130>, PyPI for mps) inside the "
+        "conda environment. Default: what the lock records, else conda-forge.",
+    ),
+]
+
+PipIndexUrlOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pip-index-url",
+        metavar="URL",
+        show_default=False,
+        help="Wheel index (PEP 503) for the `- pip:` section instead of the spec's "
+        "pip-repositories and PyPI: a mirror, a file:// URL or a directory; repeatable, highest "
+        "priority first. Default: $SETUP_TOOL_PIP_INDEX_URL, else what the lock records.",
+    ),
+]
+
+
+class FlagsWithoutMetavar(TyperCommand):
+    """A command whose --help shows on/off flags bare (``--json``), not as ``--json <bool>``:
+    a flag takes no value, so a value placeholder misleads."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params

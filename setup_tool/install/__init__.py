@@ -23,11 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool import __version__
-from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
+from setup_tool.errors import HashMismatch, LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
 from setup_tool.install import sitepackages
 from setup_tool.install.compat import MachineCheck, MachineFacts, assess
-from setup_tool.install.download import Fetched, PackageCache, fetch_all, local_sizes
+from setup_tool.install.download import (
+    Fetched,
+    PackageCache,
+    changed_since_verified,
+    fetch_all,
+    local_sizes,
+)
 from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_locked_platform
 from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
@@ -118,7 +124,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
         cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched, wheels = _fetch(locked, cache, progress)
+            fetched, wheels = _fetch(locked, cache, progress, request.verify_cache)
             _crash_point("after-fetch")
             _build_and_swap(fetched, wheels, locked, request, prefix, progress)
         except OSError as exc:
@@ -293,21 +299,24 @@ def _foreign(prefix: Path) -> UsageError:
 
 
 def _fetch(
-    locked: LockedPlatform, cache: PackageCache, progress: Progress
+    locked: LockedPlatform, cache: PackageCache, progress: Progress, verify_all: bool
 ) -> tuple[list[Fetched[LockedPackage]], list[Fetched[LockedWheel]]]:
     """Every conda package and wheel, verified in the cache: one batch, one progress bar."""
     wanted: list[LockedPackage | LockedWheel] = [*locked.packages, *locked.wheels]
     pip = f" and {len(locked.wheels)} pip packages" if locked.wheels else ""
     progress.step(f"fetching and verifying {len(locked.packages)} packages{pip}")
     try:
-        fetched = fetch_all(wanted, cache, progress.downloads(len(wanted)))
+        reporter = progress.downloads(len(wanted))
+        fetched = fetch_all(wanted, cache, reporter, verify_all=verify_all)
     finally:
         progress.done()
     conda = [
-        Fetched(f.package, f.path, f.cached, f.sha256) for f in fetched if _is_conda(f.package)
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
+        for f in fetched
+        if _is_conda(f.package)
     ]
     wheels = [
-        Fetched(f.package, f.path, f.cached, f.sha256)
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
         for f in fetched
         if isinstance(f.package, LockedWheel)
     ]
@@ -345,6 +354,8 @@ def _build_and_swap(
                 final_prefix=prefix,
                 platform=locked.platform,
                 cache_dir=request.cache_root / "rattler",
+                stamps=PackageCache(request.cache_root).stamps,
+                verify_cache=request.verify_cache,
                 on_linked=linked_one,
             )
         except BaseException:
@@ -354,6 +365,7 @@ def _build_and_swap(
             progress.done()
         _crash_point("after-link")
         _install_wheels(wheels, locked, staging, prefix, progress)
+        _refuse_changed_sources([*fetched, *wheels])
         prefixes.write_state(staging, _state(locked, request, staging))
         _crash_point("before-swap")
         prefixes.swap_into_place(staging, prefix)
@@ -365,6 +377,19 @@ def _build_and_swap(
     finally:
         # After a swap this is the old environment; after a failure, the partial new one.
         prefixes.remove_tree(staging)
+
+
+def _refuse_changed_sources(fetched: Sequence[Fetched[Any]]) -> None:
+    """A ``file://`` package is hashed where it lies, then read by py-rattler or the wheel
+    installer: if the file is not the one hashed any more (rewritten meanwhile), what was
+    installed is unverified."""
+    changed = changed_since_verified(fetched)
+    if changed:
+        raise HashMismatch(
+            f"{changed[0].path} changed while it was being installed, after its hash was "
+            f"checked; the previous environment is unchanged",
+            "run again once nothing is writing to the channel",
+        )
 
 
 def _link_failed(exc: Exception, prefix: Path, request: InstallRequest) -> SetupToolError:

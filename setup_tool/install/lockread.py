@@ -157,23 +157,18 @@ def read_locked_platform(
         from setup_tool.install.explicit import read_explicit
 
         return read_explicit(path, data, platform, categories, allow_unverified=allow_unverified)
+    return _read_conda_lock(path, data, platform, set(categories), refresh_hint)
+
+
+def _read_conda_lock(
+    path: Path, data: bytes | None, platform: str, wanted: set[str], refresh_hint: str
+) -> LockedPlatform:
+    """One platform of a conda-lock file (conda-lock's models; leaked entries skipped)."""
     file_sha256 = hashlib.sha256(data).hexdigest() if data is not None else None
     lockfile, lenient = _parse(path, refresh_hint)
-    wanted = set(categories)
     platforms = tuple(sorted(lockfile.metadata.platforms))
     if platform not in platforms:
-        raise LockfileMismatch(
-            f"{path} has no packages for this machine's platform {platform} "
-            f"(it has: {', '.join(platforms) or 'none'})",
-            _platform_hint(platform, own_lock=bool(refresh_hint)),
-            reasons=(
-                {
-                    "kind": "platform",
-                    "reason": f"the lock has no packages for {platform}",
-                    "fix": _platform_hint(platform, own_lock=bool(refresh_hint)),
-                },
-            ),
-        )
+        raise _no_platform(path, platform, platforms, own_lock=bool(refresh_hint))
     _refuse_unknown_categories(path, platform, wanted, lockfile.package)
     chosen = [
         dep
@@ -204,6 +199,20 @@ def read_locked_platform(
         file_sha256=file_sha256,
         warnings=tuple(warnings),
         wheels=wheels,
+    )
+
+
+def _no_platform(
+    path: Path, platform: str, platforms: tuple[str, ...], *, own_lock: bool
+) -> LockfileMismatch:
+    fix = _platform_hint(platform, own_lock=own_lock)
+    return LockfileMismatch(
+        f"{path} has no packages for this machine's platform {platform} "
+        f"(it has: {', '.join(platforms) or 'none'})",
+        fix,
+        reasons=(
+            {"kind": "platform", "reason": f"the lock has no packages for {platform}", "fix": fix},
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench.sweep``: several loop variants in one process, a table, and a profile.
+"""``python scripts/bench_sweep.py``: several loop variants in one process, a table, and a profile.
 
 This is how the defaults of ``--loop fast`` and ``--loop throughput`` were chosen (see
 docs/PERFORMANCE.md): each variant is built by the same trainers the benchmark uses, warmed
@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
-from bench.config import make_config
-from bench.data import verify
-from bench.devices import resolve, synchronize
-from bench.loops import EpochStats, make_trainer
+from setup_tool_bench.config import make_config
+from setup_tool_bench.data import verify
+from setup_tool_bench.devices import resolve, synchronize
+from setup_tool_bench.loops import make_trainer
+from setup_tool_bench.progress import SilentProgress
 
 
 def _head_with_relu(trainer: Any) -> None:
@@ -71,12 +72,6 @@ MAX_STEPS: int | None = None  # --max-steps: for a smoke test on the CPU
 PROFILED = ("fast c-graph",)
 
 
-class _Quiet:
-    def start_epoch(self, epoch: int, total_steps: int, batch_size: int) -> None: ...
-    def update(self, steps_done: int, loss: float | None = None) -> None: ...
-    def end_epoch(self, stats: EpochStats) -> None: ...
-
-
 def run_variant(
     name: str,
     loop: str,
@@ -92,13 +87,13 @@ def run_variant(
     )
     row: dict[str, Any] = {"name": name, "loop": loop, "hook": hook, **overrides}
     trainer = None
-    tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
         trainer = make_trainer(config, torch.device(device), files)
+        trainer.apply_global_settings()
         if hook:
             HOOKS[hook](trainer)
         warm = trainer.warm_up()
-        stats = [trainer.train_epoch(e, _Quiet()) for e in range(1, epochs + 1)]
+        stats = [trainer.train_epoch(e, SilentProgress()) for e in range(1, epochs + 1)]
         accuracy, _ = trainer.evaluate(None)
         seconds = [s.seconds for s in stats]
         steps = sorted(x for s in stats for x in s.step_seconds)
@@ -123,7 +118,6 @@ def run_variant(
         row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         traceback.print_exc()
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
         if trainer is not None:
             trainer.close()
         del trainer
@@ -187,7 +181,7 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__)
+    p = argparse.ArgumentParser(prog="python scripts/bench_sweep.py", description=__doc__)
     p.add_argument("--device", default="auto")
     p.add_argument("--only", choices=["fast", "throughput", "all"], default="all")
     p.add_argument("--fast-epochs", type=int, default=1)

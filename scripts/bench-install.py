@@ -502,20 +502,29 @@ class Sample:
     output: str
 
 
+# The measured process is started by this small one: a process's peak RSS counts whatever
+# its parent had mapped when it forked (vfork + exec keeps the high-water mark), and this
+# script holds the channel model and numpy; the spawner is a bare interpreter.
+SPAWNER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+output = child.stdout.read().decode(errors="replace")
+_, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+                  "seconds": time.perf_counter() - started, "output": output}))
+"""
+
+
 def measured(argv: Sequence[str], env: dict[str, str]) -> Sample:
-    """Wall time and this process's own peak RSS (``wait4``), or an error with its output."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    """Wall time and the process's own peak RSS, or an error with its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", SPAWNER, *argv], env=env, capture_output=True, text=True, check=False
     )
-    assert child.stdout is not None
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{output[-3000:]}")
-    return Sample(seconds, usage.ru_maxrss / 1024, output)
+    report = json.loads(done.stdout)
+    if report["code"] != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {report['code']}:\n{report['output'][-3000:]}")
+    return Sample(report["seconds"], report["maxrss_kb"] / 1024, report["output"])
 
 
 RAW_INSTALL = """

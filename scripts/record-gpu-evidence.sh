@@ -51,6 +51,37 @@ json.dump(data, open(f"{out}/detect-fallback.json", "w"), indent=1)
 print("fallback without NVML:", json.dumps(data))
 PY
 
+echo "== the CUDA compatibility rule on this driver (target.cuda of detect --json)"
+"$PY" - "$OUT/detect.json" <<'PY'
+import json, sys
+cuda = json.load(open(sys.argv[1]))["target"]["cuda"]
+print(json.dumps(cuda, indent=1))
+PY
+# The machine check of install on this driver, for a CUDA 12.9 lock (the 12.x build on a 13.0
+# driver: "driver-cuda-at-least-build", no warning) without downloading anything.
+"$PY" - <<'PY'
+from pathlib import Path
+from setup_tool.detect import detect
+from setup_tool.install.compat import assess
+from setup_tool.install.lockread import LockedPackage, LockedPlatform
+from setup_tool.install.request import machine_facts
+def pkg(name, version, build, **deps):
+    return LockedPackage(name, version, build, f"https://x/linux-64/{name}-{version}-{build}.conda",
+                         "0" * 64, "", "linux-64", tuple(sorted(deps.items())))
+lock = LockedPlatform(Path("cuda129.conda-lock.yml"), "linux-64", (
+    pkg("cuda-version", "12.9", "h4f385c5_3"),
+    pkg("pytorch", "2.10.0", "cuda129_mkl_py312_h2ff76c1_300", __cuda="", __glibc=">=2.28,<3.0.a0"),
+), ("linux-64",), None)
+facts = machine_facts(detect())
+print("machine facts:", facts)
+try:
+    check = assess(lock, facts)
+except ImportError as exc:  # the glibc check uses py-rattler's VersionSpec
+    raise SystemExit(f"machine check skipped: {exc}")
+print("fits:", check.fits, "rule:", check.cuda.rule if check.cuda else None,
+      "mismatches:", [m.reason for m in check.mismatches], "warnings:", list(check.warnings))
+PY
+
 echo "== setup-tool doctor"
 "$PY" setup_tool/doctor/probe.py > "$OUT/probe-linux-h200.json" 2> "$OUT/raw/probe.stderr"
 echo "probe exit=$?"

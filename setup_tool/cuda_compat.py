@@ -179,40 +179,50 @@ def check(build: str, driver_cuda: str | None, *, driver_version: str | None = N
             False, RULE_UNREADABLE, build, driver_cuda, f"{driver_cuda!r} is not a CUDA version"
         )
     if have[0] < wanted[0] or _driver_below(driver_version, major_minimum):
-        driver = f"driver {driver_version}" if driver_version else "the driver"
-        return CudaFit(
-            False,
-            RULE_DRIVER_TOO_OLD,
-            build,
-            driver_cuda,
-            f"a CUDA {build} build needs a driver for CUDA {wanted[0]} or newer"
-            + (f" (>= {major_minimum})" if major_minimum else "")
-            + f"; {driver} supports CUDA {driver_cuda}",
-            minimum_driver=major_minimum,
-        )
+        return _too_old(build, wanted[0], driver_cuda, driver_version, major_minimum)
     if have < wanted:
-        full = min_driver_for(build)
-        upgrade = f"; driver {full} or newer supports CUDA {build} fully" if full else ""
-        return CudaFit(
-            True,
-            RULE_MINOR_COMPAT,
-            build,
-            driver_cuda,
-            f"the driver's CUDA {driver_cuda} is older than the build's {build} but of the same "
-            f"major: it runs through CUDA minor-version compatibility",
-            warning=(
-                f"the NVIDIA driver supports CUDA {driver_cuda}, older than this CUDA {build} "
-                f"build; it runs through CUDA minor-version compatibility, but "
-                f"{MINOR_COMPAT_LIMITS}{upgrade}"
-            ),
-            minimum_driver=full,
-        )
+        return _minor_compatible(build, driver_cuda)
     return CudaFit(
         True,
         RULE_FULL_SUPPORT,
         build,
         driver_cuda,
         f"the driver supports CUDA {driver_cuda}, at least the build's {build}",
+    )
+
+
+def _too_old(
+    build: str, major: int, driver_cuda: str, driver_version: str | None, minimum: str | None
+) -> CudaFit:
+    driver = f"driver {driver_version}" if driver_version else "the driver"
+    return CudaFit(
+        False,
+        RULE_DRIVER_TOO_OLD,
+        build,
+        driver_cuda,
+        f"a CUDA {build} build needs a driver for CUDA {major} or newer"
+        + (f" (>= {minimum})" if minimum else "")
+        + f"; {driver} supports CUDA {driver_cuda}",
+        minimum_driver=minimum,
+    )
+
+
+def _minor_compatible(build: str, driver_cuda: str) -> CudaFit:
+    full = min_driver_for(build)
+    upgrade = f"; driver {full} or newer supports CUDA {build} fully" if full else ""
+    return CudaFit(
+        True,
+        RULE_MINOR_COMPAT,
+        build,
+        driver_cuda,
+        f"the driver's CUDA {driver_cuda} is older than the build's {build} but of the same "
+        f"major: it runs through CUDA minor-version compatibility",
+        warning=(
+            f"the NVIDIA driver supports CUDA {driver_cuda}, older than this CUDA {build} "
+            f"build; it runs through CUDA minor-version compatibility, but "
+            f"{MINOR_COMPAT_LIMITS}{upgrade}"
+        ),
+        minimum_driver=full,
     )
 
 

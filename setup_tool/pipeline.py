@@ -14,7 +14,7 @@ machine check compares with the driver.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EnvRequest:
-    """What ``setup-tool env`` was asked for. ``channels`` are used only when a lock is needed."""
+    """What ``setup-tool env`` was asked for. ``channels``, ``pip_indexes`` and ``torch_from``
+    mean what they mean for ``setup_tool.lock.lock_variants``; the check and the lock get them."""
 
     root: Path
     variant: VariantChoice | None = None
     channels: tuple[str, ...] | None = None
+    pip_indexes: tuple[str, ...] | None = None
+    torch_from: str | None = None  # "conda-forge" or "wheels"; None: the lock's, else conda-forge
     prefix: Path | None = None
     doctor: bool = True
     environ: Mapping[str, str] | None = None  # None: os.environ
@@ -115,7 +118,7 @@ def run_env(request: EnvRequest, events: PipelineEvents | None = None) -> EnvRes
     environ = os.environ if request.environ is None else request.environ
     detected = detect_step(request.variant, environ)
     events.detected(detected)
-    lock = lock_step(request.root, detected, request.channels, environ, events)
+    lock = lock_step(request, detected, environ, events)
     events.locked(lock)
     installed = install_step(request, detected.detection, lock.lockfile, environ, events)
     events.installed(installed)
@@ -142,9 +145,8 @@ def detect_step(variant: VariantChoice | None, environ: Mapping[str, str]) -> De
 
 
 def lock_step(
-    root: Path,
+    request: EnvRequest,
     detected: DetectStep,
-    channels: Sequence[str] | None,
     environ: Mapping[str, str],
     events: PipelineEvents,
 ) -> LockStep:
@@ -153,12 +155,25 @@ def lock_step(
     from setup_tool.lock import check_lock, lock_variant
 
     variant = detected.variant
-    check = check_lock(root, variant, channels=channels, environ=environ)
+    check = check_lock(
+        request.root,
+        variant,
+        channels=request.channels,
+        environ=environ,
+        pip_indexes=request.pip_indexes,
+        torch_from=request.torch_from,
+    )
     locked = None
     if not check.up_to_date:
         events.locking(check)
         locked = lock_variant(
-            root, variant, channels=channels, environ=environ, progress=events.lock_progress()
+            request.root,
+            variant,
+            channels=request.channels,
+            environ=environ,
+            progress=events.lock_progress(),
+            pip_indexes=request.pip_indexes,
+            torch_from=request.torch_from,
         )
     subdir = detected.detection.target.subdir
     return LockStep(check.path, check, locked, _locked_cuda(check.path, subdir, locked))

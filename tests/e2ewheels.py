@@ -6,20 +6,19 @@
 - ``cached_wheels()`` finds each pinned wheel in the cache by its sha256 (so a half-written or
   replaced file is not used), and fails the test, not skips it, with the command to run when
   one is missing: the end-to-end test is part of ``make test`` and CI.
-- ``write_simple_index(wheels, root)`` writes a PEP 503 "simple" index over them (one
-  ``<project>/index.html`` per normalized name, each link carrying ``#sha256=``), the layout pip
-  and uv read from a ``file://`` URL (https://peps.python.org/pep-0503/).
+- ``build_e2e_index(root)`` serves them as a PEP 503 "simple" index (``tests/wheel_index.py``),
+  the layout pip and uv read from a ``file://`` URL (https://peps.python.org/pep-0503/).
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from wheel_index import WheelIndex, build_index
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PINS = REPO_ROOT / "tests" / "e2e-wheels.txt"
@@ -96,26 +95,7 @@ def cached_wheels(cache: Path = CACHE) -> tuple[Wheel, ...]:
     return tuple(found[pin.sha256] for pin in pins())
 
 
-def write_simple_index(wheels: tuple[Wheel, ...], root: Path) -> str:
-    """A PEP 503 index at ``root`` whose links point at the wheels in place; returns its
-    ``file://`` URL."""
-    root.mkdir(parents=True, exist_ok=True)
-    projects: dict[str, list[Wheel]] = {}
-    for wheel in wheels:
-        projects.setdefault(wheel.project, []).append(wheel)
-    anchors = []
-    for project, members in sorted(projects.items()):
-        (root / project).mkdir(exist_ok=True)
-        links = "".join(
-            f'<a href="{html.escape(w.path.resolve().as_uri())}#sha256={w.pin.sha256}">'
-            f"{html.escape(w.path.name)}</a><br>\n"
-            for w in members
-        )
-        (root / project / "index.html").write_text(
-            f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n"
-        )
-        anchors.append(f'<a href="{project}/">{project}</a><br>\n')
-    (root / "index.html").write_text(
-        f"<!DOCTYPE html>\n<html><body>\n{''.join(anchors)}</body></html>\n"
-    )
-    return root.resolve().as_uri()
+def build_e2e_index(root: Path, cache: Path = CACHE) -> WheelIndex:
+    """The pinned wheels as a PEP 503 index at ``root`` (``tests/wheel_index.py``: a copy of
+    each wheel, its hash in the link, PEP 658 metadata beside it)."""
+    return build_index(root, [wheel.path for wheel in cached_wheels(cache)])

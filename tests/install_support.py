@@ -48,7 +48,7 @@ class Project:
             [Variant.cpu],
             channels=[channel_url or self.channel_url],
             environ={},
-            cache_dir=self.cache.parent / "lock-cache",  # apart: tests check what install caches
+            cache_dir=self.root / ".lock-cache",  # the lock's caches, not the package cache
         )
 
 

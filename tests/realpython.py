@@ -6,7 +6,9 @@ Why: no conda channel is reachable from the test machines, and the stand-in ``py
 environment: ``sys.prefix`` is the prefix, the stdlib and its C extensions load from there, and
 wheels install into its own ``site-packages``. This module makes that package from
 ``sys.base_prefix`` (a CPython built with ``--enable-shared``: ``bin/pythonX.Y`` linked against
-``lib/libpythonX.Y.so``) and puts it in a local channel that py-rattler can solve and install.
+``lib/libpythonX.Y.so``) and puts it in a local channel that py-rattler can solve and install,
+beside a ``pip`` package (``noarch: python``, from the pip wheel CPython bundles for
+``ensurepip``), which every spec with a ``pip:`` section needs.
 
 What goes in, as CPython's own ``make install`` lays it out:
 
@@ -254,7 +256,7 @@ def _paths_json(
     return {"paths": entries, "paths_version": 1}
 
 
-def _index_json(build: str, glibc: str) -> dict[str, object]:
+def _python_index(build: str, glibc: str) -> dict[str, object]:
     return {
         "name": "python",
         "version": VERSION,
@@ -268,28 +270,6 @@ def _index_json(build: str, glibc: str) -> dict[str, object]:
         "subdir": SUBDIR,
         "timestamp": TIMESTAMP_MS,
     }
-
-
-def _write_info(
-    staging: Path, info: Path, paths: list[Path], prefixed: set[Path], source: Path, build: str
-) -> str:
-    glibc = _glibc_needed(staging, paths)
-    documents: dict[str, object] = {
-        "index.json": _index_json(build, glibc),
-        "paths.json": _paths_json(staging, paths, prefixed, source),
-        "about.json": {
-            "summary": f"CPython {VERSION} from {source}, relocatable (setup-tool's tests)",
-            "license": "Python-2.0",
-        },
-    }
-    info.mkdir(parents=True)
-    for name, value in documents.items():
-        (info / name).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    (info / "files").write_text("".join(f"{p.as_posix()}\n" for p in paths))
-    (info / "has_prefix").write_text(
-        "".join(f"{source} text {p.as_posix()}\n" for p in sorted(prefixed))
-    )
-    return glibc
 
 
 # --- The archive --------------------------------------------------------------------------------
@@ -328,6 +308,51 @@ def _conda_archive(stem: str, pkg: Path, info: Path, out: Path) -> None:
                 shutil.copyfileobj(src, dest, 1 << 20)
 
 
+def _pack(
+    out_dir: Path,
+    work: Path,
+    staging: Path,
+    paths: list[Path],
+    info_documents: dict[str, object],
+    has_prefix: str = "",
+) -> BuiltPackage:
+    """Write ``info/`` (``info_documents`` + ``files`` + ``has_prefix``) and the ``.conda``
+    archive of ``staging``'s ``paths`` into ``out_dir/<subdir>``."""
+    index = info_documents["index.json"]
+    assert isinstance(index, dict)
+    stem = f"{index['name']}-{index['version']}-{index['build']}"
+    info = work / "info"
+    info.mkdir(parents=True)
+    for name, value in info_documents.items():
+        (info / name).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    (info / "files").write_text("".join(f"{p.as_posix()}\n" for p in paths))
+    if has_prefix:
+        (info / "has_prefix").write_text(has_prefix)
+    info_members = sorted(Path("info", p.name) for p in info.iterdir())
+    _tar_zst(staging, paths, work / "pkg.tar.zst")
+    _tar_zst(work, info_members, work / "info.tar.zst")
+    (out_dir / index["subdir"]).mkdir(parents=True, exist_ok=True)
+    archive = out_dir / index["subdir"] / f"{stem}.conda"
+    _conda_archive(stem, work / "pkg.tar.zst", work / "info.tar.zst", archive)
+    spec = PackageSpec(
+        index["name"],
+        index["version"],
+        index["build"],
+        index["build_number"],
+        index["subdir"],
+        depends=tuple(index["depends"]),
+        noarch=index.get("noarch"),
+    )
+    data = archive.read_bytes()
+    return BuiltPackage(
+        spec,
+        archive,
+        sha256=hashlib.sha256(data).hexdigest(),
+        md5=hashlib.md5(data).hexdigest(),
+        size=len(data),
+    )
+
+
 def build_python_package(out_dir: Path, work: Path, source: Path = SOURCE_PREFIX) -> PythonPackage:
     """Build ``python-<version>-<build>.conda`` from ``source`` into ``out_dir/linux-64``.
 
@@ -341,36 +366,70 @@ def build_python_package(out_dir: Path, work: Path, source: Path = SOURCE_PREFIX
     identity = hashlib.sha256(
         f"{VERSION}|{source}|{_sha256(source / 'lib' / f'libpython{XY}.so.1.0')}".encode()
     ).hexdigest()[:7]
-    build = f"h{identity}_0_cpython"
-    stem = f"python-{VERSION}-{build}"
-    glibc = _write_info(staging, work / "info", paths, prefixed, source, build)
-    info_members = sorted(Path("info", p.name) for p in (work / "info").iterdir())
-    _tar_zst(staging, paths, work / "pkg.tar.zst")
-    _tar_zst(work, info_members, work / "info.tar.zst")
-    (out_dir / SUBDIR).mkdir(parents=True, exist_ok=True)
-    archive = out_dir / SUBDIR / f"{stem}.conda"
-    _conda_archive(stem, work / "pkg.tar.zst", work / "info.tar.zst", archive)
+    glibc = _glibc_needed(staging, paths)
+    documents: dict[str, object] = {
+        "index.json": _python_index(f"h{identity}_0_cpython", glibc),
+        "paths.json": _paths_json(staging, paths, prefixed, source),
+        "about.json": {
+            "summary": f"CPython {VERSION} from {source}, relocatable (setup-tool's tests)",
+            "license": "Python-2.0",
+        },
+    }
+    has_prefix = "".join(f"{source} text {p.as_posix()}\n" for p in sorted(prefixed))
+    built = _pack(out_dir, work, staging, paths, documents, has_prefix)
     payload = sum((staging / p).lstat().st_size for p in paths)
     shutil.rmtree(work)
-
-    spec = PackageSpec("python", VERSION, build, 0, SUBDIR, depends=(f"__glibc >={glibc},<3.0.a0",))
-    data = archive.read_bytes()
-    built = BuiltPackage(
-        spec,
-        archive,
-        sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(),
-        size=len(data),
-    )
     return PythonPackage(built, len(paths), payload, glibc, time.monotonic() - started)
+
+
+def build_pip_package(out_dir: Path, work: Path, source: Path = SOURCE_PREFIX) -> BuiltPackage:
+    """``pip`` as conda-forge ships it (``noarch: python``), from the pip wheel that CPython
+    bundles for ``ensurepip``: conda-lock adds a conda ``pip`` to every spec with a ``pip:``
+    section (conda-lock ``src_parser/environment_yaml.py``), so a channel for one needs it."""
+    (wheel,) = sorted((source / "lib" / f"python{XY}" / "ensurepip" / "_bundled").glob("pip-*.whl"))
+    version = wheel.name.split("-")[1]
+    staging = work / "payload"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(staging / "site-packages")
+        entry_points = archive.read(f"pip-{version}.dist-info/entry_points.txt").decode()
+    # A noarch: python package's paths start at site-packages/; the installer puts them in the
+    # environment's lib/pythonX.Y/site-packages and writes the entry points' scripts.
+    paths = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
+    scripts = [
+        line.replace(" ", "")
+        for line in entry_points.partition("[console_scripts]")[2].splitlines()
+        if "=" in line and not line.startswith("[")
+    ]
+    documents: dict[str, object] = {
+        "index.json": {
+            "name": "pip",
+            "version": version,
+            "build": "pyh" + hashlib.sha256(wheel.read_bytes()).hexdigest()[:7] + "_0",
+            "build_number": 0,
+            "depends": ["python >=3.7"],
+            "license": "MIT",
+            "noarch": "python",
+            "subdir": "noarch",
+            "timestamp": TIMESTAMP_MS,
+        },
+        "paths.json": _paths_json(staging, paths, set(), source),
+        "link.json": {
+            "noarch": {"type": "python", "entry_points": [s.replace("=", " = ") for s in scripts]},
+            "package_metadata_version": 1,
+        },
+    }
+    built = _pack(out_dir, work, staging, paths, documents)
+    shutil.rmtree(work)
+    return built
 
 
 @dataclass(frozen=True)
 class RealPythonChannel:
-    """A local channel whose only package is the real ``python``."""
+    """A local channel with the real ``python`` and a ``pip`` for it."""
 
     channel: LocalChannel
     python: PythonPackage
+    pip: BuiltPackage
 
     @property
     def url(self) -> str:
@@ -378,7 +437,8 @@ class RealPythonChannel:
 
 
 def build_python_channel(root: Path, work: Path, source: Path = SOURCE_PREFIX) -> RealPythonChannel:
-    """A channel at ``root`` whose only package is the real ``python`` (indexed with py-rattler)."""
-    built = build_python_package(root, work, source)
+    """A channel at ``root`` with the real ``python`` and ``pip`` (indexed with py-rattler)."""
+    python = build_python_package(root, work / "python", source)
+    pip = build_pip_package(root, work / "pip", source)
     index_channel(root)
-    return RealPythonChannel(LocalChannel(root, (built.package,)), built)
+    return RealPythonChannel(LocalChannel(root, (python.package, pip)), python, pip)

@@ -9,7 +9,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from e2ewheels import FETCH, cached_wheels, pins, write_simple_index
+from e2ewheels import FETCH, build_e2e_index, cached_wheels, pins
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -60,10 +60,9 @@ def test_a_wheel_whose_bytes_differ_from_its_pin_is_not_used(tmp_path: Path) -> 
         cached_wheels(cache)
 
 
-def test_the_index_lists_each_project_once_with_its_hash(tmp_path: Path) -> None:
-    wheels = cached_wheels()
-    url = write_simple_index(wheels, tmp_path / "simple")
-    assert url == (tmp_path / "simple").resolve().as_uri()
+def test_the_index_lists_each_pinned_wheel_with_its_hash(tmp_path: Path) -> None:
+    index = build_e2e_index(tmp_path / "simple")
+    assert index.url == (tmp_path / "simple").resolve().as_uri()
     for pin in pins():
         page = (tmp_path / "simple" / canonicalize_name(pin.name) / "index.html").read_text()
         assert f"#sha256={pin.sha256}" in page

@@ -1,4 +1,9 @@
-"""``setup-tool env`` against the local channel: detect → lock if needed → install → doctor."""
+"""``setup-tool env`` against the stand-in channel (fast): detect → lock if needed → install.
+
+Its torch is a stub, so the doctor's happy path is tested for real in ``tests/test_e2e.py``
+(a real interpreter and the real torch CPU wheel); here the stub's failing check shows how env
+reports a doctor that fails.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +38,11 @@ def test_env_locks_installs_and_is_a_no_op_the_second_time(
     assert "install: .envs/cpu is up to date" in second.stderr
 
 
-def test_env_runs_the_doctor_on_the_installed_environment(
+def test_a_failing_doctor_prints_its_report_and_sets_envs_exit_code(
     cli: Cli, env_project: Path, channel_url: str
 ) -> None:
-    """The test channel's torch is a stub module, so the placement check must fail (exit 6)
-    and say so: proof that the doctor really ran inside the new environment."""
+    """The stand-in torch fails the placement check: env shows the doctor's report for the
+    installed environment and exits 6 (the passing case: tests/test_e2e.py)."""
     result = cli("env", "--channel", channel_url)
     assert result.exit_code == 6, result.output
     assert str(env_project / ".envs/cpu/bin/python") in result.stdout

@@ -357,7 +357,7 @@ def test_lock_command_with_a_pip_section(
 
 
 def test_torch_from_choices_are_the_sources() -> None:
-    from setup_tool.cli.lock import TorchFrom
+    from setup_tool.cli.options import TorchFrom
     from setup_tool.lock.torch_source import TORCH_SOURCES
 
     assert tuple(t.value for t in TorchFrom) == TORCH_SOURCES

@@ -5,8 +5,8 @@ with a CUDA 13.0 driver, a message that names the actual cause, and valid ``--js
 The verdicts follow from rules (cuda_compat's minor-version compatibility, the lock's own
 ``__cuda`` / ``cuda-version`` / build strings, glibc specs, the platform), not from the file
 names: each case says what the rule must conclude and which words the message must carry.
-Files with pip entries get the machine check's verdict here; installing their pip part is
-another feature's job, so the CLI test accepts "fits, but pip is not installed" for them.
+Files with pip entries get the machine check's verdict here (their wheels included); a pip
+entry that is a source (poprox's git checkout) is then refused, which the CLI test accepts.
 """
 
 from __future__ import annotations
@@ -154,10 +154,10 @@ def test_cli_dry_run_json(cli, tmp_path: Path, name: str, machine: str, verdict:
         assert data["status"] == "dry-run"
         assert data["plan"]["add"]
         _assert_words(" ".join(data["warnings"]), verdict)
-    elif verdict.fits:  # the machine check passes; the pip part decides what happens next
+    elif verdict.fits:  # the machine check passes; a pip entry that is a source is refused
         assert result.exit_code in (ExitCode.OK, ExitCode.ERROR), result.output
         if result.exit_code:
-            assert "fits this machine but has pip packages" in data["error"]["message"]
+            assert "pip packages that are sources, not wheels" in data["error"]["message"]
     else:
         assert result.exit_code == ExitCode.LOCK_MISMATCH, result.output
         error = data["error"]

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from setup_tool.cli.app import app, fail
-from setup_tool.cli.options import PrefixOption, VariantOption
+from setup_tool.cli.options import (
+    PipIndexUrlOption,
+    PrefixOption,
+    TorchFromOption,
+    VariantOption,
+)
 from setup_tool.install.progress import Progress
 from setup_tool.paths import shown_path
 from setup_tool.pipeline import DetectStep, EnvRequest, LockStep, PipelineEvents
@@ -39,6 +44,8 @@ def env(
             "URL); repeatable. Default: $SETUP_TOOL_CHANNEL. Only used when a lock is needed.",
         ),
     ] = None,
+    pip_index_url: PipIndexUrlOption = None,
+    torch_from: TorchFromOption = None,
     prefix: PrefixOption = None,
     doctor: Annotated[
         bool, typer.Option("--doctor/--no-doctor", help="Run the doctor's check at the end.")
@@ -60,6 +67,8 @@ def env(
         root=project_root(),
         variant=variant,
         channels=tuple(channel) if channel else None,
+        pip_indexes=tuple(pip_index_url) if pip_index_url else None,
+        torch_from=torch_from.value if torch_from else None,
         prefix=prefix,
         doctor=doctor,
         environ=os.environ,

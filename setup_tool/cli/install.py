@@ -30,7 +30,8 @@ __all__ = ["RichInstallProgress", "install", "install_request", "render_install"
 
 if TYPE_CHECKING:
     from setup_tool.install import InstallResult
-    from setup_tool.install.lockread import LockedPackage
+    from setup_tool.install.download import Artifact
+    from setup_tool.install.plan import WheelPlan
 
 
 LockfileOption = Annotated[
@@ -40,6 +41,25 @@ LockfileOption = Annotated[
         help="Lockfile to install: a conda-lock file, or an explicit (@EXPLICIT) lockfile for "
         "this platform (default: envs/locks/<variant>.conda-lock.yml).",
         show_default=False,
+    ),
+]
+
+
+VerifyCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--verify-cache",
+        help="Hash every cached archive and extracted file again, as if new. By default a file "
+        "verified before is trusted while its size, inode and modification time are unchanged "
+        "(docs/install.md, 'The package cache').",
+    ),
+]
+AllowUnverifiedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unverified",
+        help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
+        "#sha256:<hex>), unchecked. Without it such a file is refused.",
     ),
 ]
 
@@ -61,14 +81,8 @@ def install(
             show_default=False,
         ),
     ] = None,
-    allow_unverified: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unverified",
-            help="Install packages of an explicit lockfile that carry no hash (#<md5> or "
-            "#sha256:<hex>), unchecked. Without it such a file is refused.",
-        ),
-    ] = False,
+    allow_unverified: AllowUnverifiedOption = False,
+    verify_cache: VerifyCacheOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
@@ -95,10 +109,13 @@ def install(
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
         allow_unverified=allow_unverified,
+        verify_cache=verify_cache,
     )
-    if lockfile is None:  # detection's CUDA warnings are about the variant's own lock
-        for warning in detection.target.warnings:
-            terminal.warn(escape(warning))
+    # Detection's warnings about the CUDA build are left to the lock's own machine check,
+    # which knows the build the lock really holds.
+    target = detection.target
+    for warning in (w for w in target.warnings if w not in target.cuda_warnings):
+        terminal.warn(escape(warning))
     result = run_install(request, RichInstallProgress(terminal))
     if json_output:
         terminal.json(result.to_json())
@@ -124,32 +141,58 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             )
         for name in plan.remove:
             terminal.show(f"  [red]- {escape(name)}[/]")
-        size = "nothing" if not plan.to_download else _size(plan.known_bytes)
-        if plan.unknown_sizes:
-            size = (
-                f"{_size(plan.known_bytes)} known, {len(plan.unknown_sizes)} of unknown size"
-                if plan.known_bytes
-                else "size unknown"
-            )
+        size = _download_size(len(plan.to_download), plan.known_bytes, len(plan.unknown_sizes))
         terminal.show(
             f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
             f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
             f"({size})"
         )
-        if plan.size_note:
-            terminal.info(f"  [dim]sizes: {escape(plan.size_note)}[/]")
+        render_pip_plan(terminal, plan.pip)
+        if plan.size_note or plan.pip.sizes.note:
+            note = plan.size_note or plan.pip.sizes.note or ""
+            terminal.info(f"  [dim]sizes: {escape(note)}[/]")
         return
     if result.status == "up-to-date":
         terminal.success(
             f"{where} is up to date with {escape(result.lockfile.name)} ({result.seconds:.2f} s)"
         )
     else:
+        pip = plan.pip
+        wheels = len(pip.add) + len(pip.change) + len(pip.keep)
+        pip_part = (
+            f" and {wheels} pip packages ({len(pip.add)} added, {len(pip.change)} changed, "
+            f"{len(pip.remove)} removed)"
+            if wheels or pip.remove
+            else ""
+        )
         terminal.success(
-            f"installed {len(plan.add) + len(plan.change) + len(plan.keep)} packages into {where} "
-            f"({len(plan.add)} added, {len(plan.change)} changed, {len(plan.remove)} removed; "
-            f"{result.downloaded} downloaded, {result.reused} from cache) in {result.seconds:.1f} s"
+            f"installed {len(plan.add) + len(plan.change) + len(plan.keep)} packages{pip_part} "
+            f"into {where} ({len(plan.add)} added, {len(plan.change)} changed, "
+            f"{len(plan.remove)} removed; {result.downloaded} downloaded, {result.reused} from "
+            f"cache) in {result.seconds:.1f} s"
         )
     terminal.show(usage_hint(result))
+
+
+def render_pip_plan(terminal: Terminal, pip: WheelPlan) -> None:
+    """The pip part of a dry run, when the lock has one or the prefix has pip packages."""
+    if not (pip.add or pip.change or pip.remove or pip.keep):
+        return
+    for wheel in pip.add:
+        terminal.show(f"  [green]+ {escape(wheel.spec)} (pip)[/]")
+    for change in pip.change:
+        terminal.show(
+            f"  [yellow]~ {escape(change.name)} {escape(change.old)} → {escape(change.new)} "
+            f"(pip)[/]"
+        )
+    for name in pip.remove:
+        terminal.show(f"  [red]- {escape(name)} (pip)[/]")
+    sizes = pip.sizes
+    size = _download_size(len(pip.to_download), sizes.known, len(sizes.unknown))
+    terminal.show(
+        f"  pip: {len(pip.add)} to add, {len(pip.change)} to change, {len(pip.remove)} to "
+        f"remove, {len(pip.keep)} unchanged; download {len(pip.to_download)} wheels ({size})"
+    )
 
 
 def usage_hint(result: InstallResult) -> str:
@@ -160,6 +203,15 @@ def usage_hint(result: InstallResult) -> str:
         f"micromamba/mamba activate), or run its Python directly: "
         f"[bold]{escape(shlex.quote(str(result.python)))}[/]"
     )
+
+
+def _download_size(count: int, known: int, unknown: int) -> str:
+    """ "nothing", "1.5 MiB", "1.5 MiB known, 3 of unknown size" or "size unknown"."""
+    if not count:
+        return "nothing"
+    if not unknown:
+        return _size(known)
+    return f"{_size(known)} known, {unknown} of unknown size" if known else "size unknown"
 
 
 def _size(nbytes: int) -> str:
@@ -214,6 +266,26 @@ class RichInstallProgress(Progress):
         bar = self._bar
         return lambda: bar.advance(task)
 
+    def wheels(self, count: int) -> Callable[[], None] | None:
+        if self.terminal.quiet or not self.terminal.interactive:
+            return None
+        self._bar = RichProgressBar(
+            TextColumn("  pip"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.terminal.err,
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("pip", total=count)
+        bar, lock = self._bar, threading.Lock()
+
+        def advance() -> None:
+            with lock:  # called from the installer's worker threads
+                bar.advance(task)
+
+        return advance
+
     def done(self) -> None:
         if self._bar is not None:
             self._bar.stop()
@@ -237,5 +309,5 @@ class _DownloadBar:
     def advance(self, nbytes: int) -> None:
         self.bar.advance(self.task, nbytes)
 
-    def package_done(self, package: LockedPackage, cached: bool) -> None:
+    def package_done(self, package: Artifact, cached: bool) -> None:
         pass

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from setup_tool.cli.app import app, fail
+from setup_tool.cli.options import PipIndexUrlOption, TorchFromOption
 from setup_tool.errors import ExitCode
 from setup_tool.lock.channels import Channels, display
 from setup_tool.lock.pip_indexes import PipIndexes
@@ -34,13 +35,6 @@ class LockVariant(str, Enum):
     mps = "mps"
     cpu = "cpu"
     all = "all"
-
-
-class TorchFrom(str, Enum):
-    """What ``--torch-from`` accepts: ``setup_tool.lock.torch_source.TORCH_SOURCES``."""
-
-    conda_forge = "conda-forge"
-    wheels = "wheels"
 
 
 class Subdir(str, Enum):
@@ -68,29 +62,12 @@ def lock(
         typer.Option(
             "--channel",
             help="Channel to use instead of the spec's (conda-forge): a name, a directory, or a "
-            "file:// or http(s):// URL; repeatable. Default: $SETUP_TOOL_CHANNEL.",
+            "file:// or http(s):// URL; repeatable. Default: $SETUP_TOOL_CHANNEL, else the "
+            "channels the lock records if they were an override.",
         ),
     ] = None,
-    pip_index_url: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--pip-index-url",
-            metavar="URL",
-            help="Wheel index (PEP 503) for the `- pip:` section instead of the spec's "
-            "pip-repositories and PyPI: a mirror, a file:// URL or a directory; repeatable, "
-            "highest priority first. Default: $SETUP_TOOL_PIP_INDEX_URL.",
-        ),
-    ] = None,
-    torch_from: Annotated[
-        TorchFrom | None,
-        typer.Option(
-            "--torch-from",
-            show_default=False,
-            help="Where PyTorch comes from: conda-forge's builds, or PyTorch's wheels (pip "
-            "entries from download.pytorch.org/whl/<cpu|cu126|cu130>, PyPI for mps) inside the "
-            "conda environment. Default: what the lock records, else conda-forge.",
-        ),
-    ] = None,
+    pip_index_url: PipIndexUrlOption = None,
+    torch_from: TorchFromOption = None,
     cuda: Annotated[
         str | None,
         typer.Option(

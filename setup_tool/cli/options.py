@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,37 @@ PrefixOption = Annotated[
         "--prefix",
         help="conda environment prefix to use (default: .envs/<variant> in the project).",
         show_default=False,
+    ),
+]
+
+
+class TorchFrom(str, Enum):
+    """What ``--torch-from`` accepts: ``setup_tool.lock.torch_source.TORCH_SOURCES``."""
+
+    conda_forge = "conda-forge"
+    wheels = "wheels"
+
+
+TorchFromOption = Annotated[
+    TorchFrom | None,
+    typer.Option(
+        "--torch-from",
+        show_default=False,
+        help="Where PyTorch comes from when locking: conda-forge's builds, or PyTorch's wheels "
+        "(pip entries from download.pytorch.org/whl/<cpu|cu126|cu130>, PyPI for mps) inside the "
+        "conda environment. Default: what the lock records, else conda-forge.",
+    ),
+]
+
+PipIndexUrlOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pip-index-url",
+        metavar="URL",
+        show_default=False,
+        help="Wheel index (PEP 503) for the `- pip:` section instead of the spec's "
+        "pip-repositories and PyPI: a mirror, a file:// URL or a directory; repeatable, highest "
+        "priority first. Default: $SETUP_TOOL_PIP_INDEX_URL, else what the lock records.",
     ),
 ]
 

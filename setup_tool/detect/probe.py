@@ -44,30 +44,7 @@ def probe(
     sources["cpu.count"] = "os.cpu_count()"
 
     if os_name == "darwin":
-        reading = macos.read_macos(runner, stdlib_platform.mac_ver()[0] or None)
-        facts.update(
-            macos_version=reading.version,
-            apple_silicon=reading.apple_silicon,
-            rosetta=reading.rosetta,
-            cpu_model=reading.cpu_model,
-            memory_bytes=reading.memory_bytes,
-        )
-        if reading.error:
-            unknown["macos"] = reading.error
-        else:
-            sources.update(
-                {
-                    "macos.version": "sysctl kern.osproductversion",
-                    "macos.apple_silicon": "sysctl hw.optional.arm64",
-                    "macos.rosetta": "sysctl sysctl.proc_translated",
-                    "cpu.model": "sysctl machdep.cpu.brand_string",
-                    "cpu.memory_bytes": "sysctl hw.memsize",
-                }
-            )
-        if reading.apple_silicon:
-            # Under Rosetta platform.machine() says x86_64; the hardware is still arm64.
-            facts["machine"] = "arm64"
-            sources["machine"] = "sysctl hw.optional.arm64"
+        facts.update(_macos_facts(runner, sources, unknown))
     elif os_name == "linux":
         facts.update(_linux_facts(sources, unknown))
         reading_nv = nvidia.read_nvidia(runner, nvml_loader=nvml_loader)
@@ -84,6 +61,36 @@ def probe(
         if facts["memory_bytes"]:
             sources["cpu.memory_bytes"] = "sysconf"
     return Platform(**facts, sources=sources, unknown=unknown)
+
+
+def _macos_facts(
+    runner: Runner, sources: dict[str, str], unknown: dict[str, str]
+) -> dict[str, Any]:
+    reading = macos.read_macos(runner, stdlib_platform.mac_ver()[0] or None)
+    facts: dict[str, Any] = {
+        "macos_version": reading.version,
+        "apple_silicon": reading.apple_silicon,
+        "rosetta": reading.rosetta,
+        "cpu_model": reading.cpu_model,
+        "memory_bytes": reading.memory_bytes,
+    }
+    if reading.error:
+        unknown["macos"] = reading.error
+    else:
+        sources.update(
+            {
+                "macos.version": "sysctl kern.osproductversion",
+                "macos.apple_silicon": "sysctl hw.optional.arm64",
+                "macos.rosetta": "sysctl sysctl.proc_translated",
+                "cpu.model": "sysctl machdep.cpu.brand_string",
+                "cpu.memory_bytes": "sysctl hw.memsize",
+            }
+        )
+    if reading.apple_silicon:
+        # Under Rosetta platform.machine() says x86_64; the hardware is still arm64.
+        facts["machine"] = "arm64"
+        sources["machine"] = "sysctl hw.optional.arm64"
+    return facts
 
 
 def _linux_facts(sources: dict[str, str], unknown: dict[str, str]) -> dict[str, Any]:

@@ -105,6 +105,9 @@ class Target:
     # The compatibility verdict behind the CUDA decision: for the build chosen, or, when none
     # fits, for the oldest build (which names the driver to install).
     cuda_fit: CudaFit | None = None
+    # The warnings about the CUDA build (also in ``warnings``): install leaves them out when
+    # the lock's own machine check speaks for the build it holds.
+    cuda_warnings: tuple[str, ...] = ()
 
     @property
     def supported(self) -> bool:
@@ -162,19 +165,15 @@ def select_target(platform: Platform, overrides: Overrides | None = None) -> Tar
     variant, reason, cuda_build = detected.variant, detected.reason, detected.cuda_build
     cuda_fit = detected.cuda_fit
     source = DETECTED
+    cuda_warnings: list[str] = []  # about the CUDA build (a lock's own check supersedes them)
     if overrides.variant is not None:
         variant, source = overrides.variant, overrides.variant_source
         detected_name = detected.variant.value if detected.variant else "unsupported"
         reason = f"forced by {source} (detection chose {detected_name}: {detected.reason})"
         if variant is not Variant.cuda:
             cuda_build = None
-        elif driver_cuda is None:
-            warnings.append(
-                "no NVIDIA driver CUDA detected: the cuda variant can be locked here but will "
-                "not run on this machine"
-            )
-        elif cuda_build is None and cuda_fit is not None:
-            warnings.append(f"{cuda_fit.reason}: the cuda variant will not run on this machine")
+        else:
+            cuda_warnings += _forced_cuda_warnings(driver_cuda, cuda_build, cuda_fit)
         if platform.subdir not in VARIANT_PLATFORMS[variant]:
             warnings.append(
                 f"the {variant.value} variant is built for "
@@ -182,22 +181,11 @@ def select_target(platform: Platform, overrides: Overrides | None = None) -> Tar
                 f"it can be locked here but not installed"
             )
     if variant is Variant.cuda and cuda_fit is not None and cuda_fit.warning:
-        warnings.append(cuda_fit.warning)
-
+        cuda_warnings.append(cuda_fit.warning)
     if platform.rosetta:
         warnings.append(
             "this Python runs under Rosetta (x86_64 on Apple Silicon) and cannot use MPS; the "
             "environment gets a native arm64 Python. For a native shell: `arch -arm64 zsh`"
-        )
-
-    vps: tuple[VirtualPackage, ...] = ()
-    if platform.subdir in virtual_packages.BASELINE:
-        vps = virtual_packages.for_machine(
-            platform.subdir,
-            cuda=driver_cuda,
-            glibc=platform.glibc_version,
-            linux_kernel=platform.kernel,
-            macos=platform.macos_version,
         )
     return Target(
         variant=variant,
@@ -207,9 +195,36 @@ def select_target(platform: Platform, overrides: Overrides | None = None) -> Tar
         cuda_build=cuda_build,
         driver_cuda=driver_cuda,
         cuda_source=cuda_source,
-        virtual_packages=vps,
-        warnings=tuple(warnings),
+        virtual_packages=_virtual_packages(platform, driver_cuda),
+        warnings=(*cuda_warnings, *warnings),
         cuda_fit=cuda_fit if variant is Variant.cuda or driver_cuda else None,
+        cuda_warnings=tuple(cuda_warnings),
+    )
+
+
+def _forced_cuda_warnings(
+    driver_cuda: str | None, cuda_build: str | None, cuda_fit: CudaFit | None
+) -> list[str]:
+    """Why a cuda variant forced by the user will not run here, if it will not."""
+    if driver_cuda is None:
+        return [
+            "no NVIDIA driver CUDA detected: the cuda variant can be locked here but will not "
+            "run on this machine"
+        ]
+    if cuda_build is None and cuda_fit is not None:
+        return [f"{cuda_fit.reason}: the cuda variant will not run on this machine"]
+    return []
+
+
+def _virtual_packages(platform: Platform, driver_cuda: str | None) -> tuple[VirtualPackage, ...]:
+    if platform.subdir not in virtual_packages.BASELINE:
+        return ()
+    return virtual_packages.for_machine(
+        platform.subdir,
+        cuda=driver_cuda,
+        glibc=platform.glibc_version,
+        linux_kernel=platform.kernel,
+        macos=platform.macos_version,
     )
 
 

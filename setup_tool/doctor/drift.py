@@ -11,8 +11,10 @@ Which lock: the one ``setup-tool install`` recorded in the prefix's state file
 ``envs/locks/<variant>.conda-lock.yml`` for a prefix named after a variant (``.envs/cuda``, made
 some other way, e.g. ``conda-lock install``). Anything else is "not a setup-tool environment".
 
-Packages the lock marks for pip are not in conda-meta and are left out of the comparison;
-locked packages outside the installed categories (``main`` unless the state file says
+Packages the lock marks for pip are compared with the ``site-packages/*.dist-info`` that no
+conda package owns (name and version; ``setup_tool.install.sitepackages``), and left out only
+when the prefix has no site-packages to look in; locked packages outside the installed
+categories (``main`` unless the state file says
 otherwise) only count when they are installed.
 """
 
@@ -117,6 +119,13 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
     conda = [p for p in entries if p.manager == "conda"]
     locked = {p.name: Package(p.name, p.version, p.build) for p in conda}
     required = {p.name for p in conda if p.categories & categories}
+    pip = [p for p in entries if p.manager == "pip"]
+    pip_installed = _pip_installed(prefix) if pip else {}
+    if pip_installed is not None:
+        # Keyed apart from conda's: a lock may have a conda and a pip package of one name.
+        locked.update({_pip_key(p.name): Package(p.name, p.version) for p in pip})
+        required.update(_pip_key(p.name) for p in pip if p.categories & categories)
+        installed = {**installed, **pip_installed}
     return _compare(
         locked=locked,
         required=required,
@@ -124,8 +133,30 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
         prefix=prefix,
         lockfile=lockfile,
         platform=platform,
-        pip_skipped=len(entries) - len(conda),
+        pip_skipped=len(pip) if pip_installed is None else 0,
     )
+
+
+def _pip_key(name: str) -> str:
+    from setup_tool.install.sitepackages import canonical
+
+    return f"pip:{canonical(name)}"
+
+
+def _pip_installed(prefix: Path) -> dict[str, Package] | None:
+    """What pip-style installs put in site-packages (no conda package owns it), or None when
+    the prefix has no site-packages to look in."""
+    from setup_tool.install.prefix import read_state
+    from setup_tool.install.sitepackages import find_site_packages, pip_installed
+
+    recorded = (read_state(prefix) or {}).get("site_packages")
+    site = prefix / recorded if recorded else find_site_packages(prefix)
+    if site is None or not site.is_dir():
+        return None
+    return {
+        _pip_key(dist.name): Package(dist.name, dist.version)
+        for dist in pip_installed(prefix, site).values()
+    }
 
 
 def locate_lock(prefix: Path, root: Path) -> tuple[Path, str | None, frozenset[str]] | str:

@@ -1,12 +1,14 @@
 """``setup-tool install``: a conda-lock file → a verified, atomic environment at a prefix.
 
-    read lock (lockread.py) ─► machine check (compat.py) ─► plan (plan.py)
-      ─► fetch + sha256 (download.py) ─► link into staging (link.py)
+    read lock (lockread.py, wheels.py) ─► machine check (compat.py, wheelcompat.py)
+      ─► plan (plan.py) ─► fetch + sha256, conda packages and wheels (download.py)
+      ─► link into staging (link.py) ─► wheels into staging (wheelinstall.py)
       ─► state file, atomic swap (prefix.py)
 
 Nothing is downloaded before the machine check passes, nothing is linked before every
-package's hash matches, and the live prefix only ever changes by one atomic swap. The same
-lock into the same prefix is a no-op ("up to date"). ``prefix.py`` documents the design.
+package's and wheel's hash matches, and the live prefix only ever changes by one atomic swap.
+The same lock into the same prefix is a no-op ("up to date"). ``prefix.py`` documents the
+design.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool import __version__
-from setup_tool.errors import LockfileInvalid, LockfileMismatch, SetupToolError, UsageError
+from setup_tool.errors import HashMismatch, LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
+from setup_tool.install import sitepackages
 from setup_tool.install.compat import MachineCheck, MachineFacts, assess
-from setup_tool.install.download import PackageCache, fetch_all, local_sizes
-from setup_tool.install.lockread import LockedPlatform, read_locked_platform
-from setup_tool.install.plan import Plan, make_plan
+from setup_tool.install.download import (
+    Fetched,
+    PackageCache,
+    changed_since_verified,
+    fetch_all,
+    local_sizes,
+)
+from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_locked_platform
+from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import InstallRequest, install_request, machine_facts
+from setup_tool.install.wheels import LockedWheel, refuse_sources
 from setup_tool.interpreter import prefix_python
 
 __all__ = [
@@ -90,18 +100,14 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     )
     check = assess(locked, request.machine)
     _refuse_mismatch(locked, check, request)
-    _refuse_pip(locked)
+    refuse_sources(locked.wheels, locked.path)
     warnings = (*locked.warnings, *check.warnings)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
     if request.dry_run:
         _check_replaceable(prefix)
-        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
-        missing = [p for p in locked.packages if not cache.has(p)]
-        plan = make_plan(
-            locked, current, cache, sizes=local_sizes(missing), size_note=UNKNOWN_SIZES_NOTE
-        )
+        plan = _current_plan(locked, prefix, cache, sizes=True)
         return _result("dry-run", request, prefix, plan, started, warnings=warnings)
 
     _check_replaceable(prefix)  # before the lock file is made next to it
@@ -110,23 +116,23 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
         prefixes.recover(prefix, log=progress.step)
         if prefixes.is_foreign(prefix):
             raise _foreign(prefix)
-        current = prefixes.installed_records(prefix) if prefixes.read_state(prefix) else {}
-        plan = make_plan(locked, current, cache)
+        plan = _current_plan(locked, prefix, cache)
         if plan.up_to_date:
             # Same packages from a lockfile whose bytes changed (relocked, reformatted):
             # record it, so the next run takes the fast path.
-            prefixes.write_state(prefix, _state(locked, request))
+            prefixes.write_state(prefix, _state(locked, request, prefix))
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
         cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched = _fetch(locked, cache, progress)
+            fetched, wheels = _fetch(locked, cache, progress, request.verify_cache)
             _crash_point("after-fetch")
-            _build_and_swap(fetched, locked, request, prefix, progress)
+            _build_and_swap(fetched, wheels, locked, request, prefix, progress)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise _no_space(prefix, request) from None
             raise
-        downloaded = sum(1 for f in fetched if not f.cached)
+        everything: list[Fetched[Any]] = [*fetched, *wheels]
+        downloaded = sum(1 for f in everything if not f.cached)
         return _result(
             "installed",
             request,
@@ -134,9 +140,40 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             plan,
             started,
             downloaded,
-            len(fetched) - downloaded,
+            len(everything) - downloaded,
             warnings=warnings,
         )
+
+
+def _current_plan(
+    locked: LockedPlatform, prefix: Path, cache: PackageCache, *, sizes: bool = False
+) -> Plan:
+    """The plan against what the prefix holds (nothing, when it is not an environment yet);
+    with ``sizes``, what is known of the download's size without asking the channel."""
+    ours = prefixes.read_state(prefix) is not None
+    missing = [p for p in locked.packages if not cache.has(p)]
+    missing_wheels = [w for w in locked.wheels if not cache.has(w)]
+    return make_plan(
+        locked,
+        prefixes.installed_records(prefix) if ours else {},
+        cache,
+        sizes=local_sizes(missing) if sizes else None,
+        size_note=UNKNOWN_SIZES_NOTE if sizes else None,
+        current_wheels=_pip_installed(locked, prefix) if ours else {},
+        wheel_sizes=local_sizes(missing_wheels) if sizes else None,
+    )
+
+
+def _pip_installed(locked: LockedPlatform, prefix: Path) -> dict[str, Any]:
+    site = _site_packages(locked, prefix)
+    return sitepackages.pip_installed(prefix, site) if site is not None else {}
+
+
+def _site_packages(locked: LockedPlatform, root: Path) -> Path | None:
+    from setup_tool.install.wheelinstall import site_packages
+
+    python = locked.python
+    return root / site_packages(python, locked.platform) if python is not None else None
 
 
 def _absolute(prefix: Path) -> Path:
@@ -168,11 +205,26 @@ def _unchanged(request: InstallRequest, started: float) -> InstallResult | None:
         or state.get("categories") != sorted(request.categories)
         or prefixes.has_leftovers(prefix)
         or not prefixes.records_match_state(prefix, state)
+        or not _dist_infos_match_state(prefix, state)
     ):
         return None
     names = tuple(sorted(p["name"] for p in state.get("packages", [])))
-    plan = Plan(add=(), remove=(), change=(), keep=names, to_download=())
+    wheels = tuple(sorted(w["name"] for w in state.get("wheels", [])))
+    plan = Plan(
+        add=(), remove=(), change=(), keep=names, to_download=(), pip=WheelPlan(keep=wheels)
+    )
     return _result("up-to-date", request, prefix, plan, started)
+
+
+def _dist_infos_match_state(prefix: Path, state: dict[str, Any]) -> bool:
+    """site-packages still has exactly the ``.dist-info`` directories it had after the
+    install (one directory listing): a wheel removed or a package added by hand fails it.
+    A state file written before setup-tool recorded them is taken as it is."""
+    if "dist_infos" not in state:
+        return True
+    recorded = state.get("site_packages")
+    present = sitepackages.dist_info_names(prefix / recorded) if recorded else []
+    return bool(present == state["dist_infos"])
 
 
 def _refuse_mismatch(locked: LockedPlatform, check: MachineCheck, request: InstallRequest) -> None:
@@ -195,18 +247,6 @@ def _refuse_mismatch(locked: LockedPlatform, check: MachineCheck, request: Insta
         "; ".join(fixes),
         reasons=tuple(p.to_json() for p in problems),
     )
-
-
-def _refuse_pip(locked: LockedPlatform) -> None:
-    """A lock that fits this machine but has pip packages, which this installer skips."""
-    if locked.pip_packages:
-        names = ", ".join(locked.pip_packages[:5])
-        more = f" and {len(locked.pip_packages) - 5} more" if len(locked.pip_packages) > 5 else ""
-        raise LockfileInvalid(
-            f"{locked.path} fits this machine but has pip packages for {locked.platform} "
-            f"({names}{more}), which setup-tool does not install",
-            "install this lock with `conda-lock install`, or move those packages to conda ones",
-        )
 
 
 def _check_replaceable(prefix: Path) -> None:
@@ -258,16 +298,38 @@ def _foreign(prefix: Path) -> UsageError:
     )
 
 
-def _fetch(locked: LockedPlatform, cache: PackageCache, progress: Progress) -> list[Any]:
-    progress.step(f"fetching and verifying {len(locked.packages)} packages")
+def _fetch(
+    locked: LockedPlatform, cache: PackageCache, progress: Progress, verify_all: bool
+) -> tuple[list[Fetched[LockedPackage]], list[Fetched[LockedWheel]]]:
+    """Every conda package and wheel, verified in the cache: one batch, one progress bar."""
+    wanted: list[LockedPackage | LockedWheel] = [*locked.packages, *locked.wheels]
+    pip = f" and {len(locked.wheels)} pip packages" if locked.wheels else ""
+    progress.step(f"fetching and verifying {len(locked.packages)} packages{pip}")
     try:
-        return fetch_all(locked.packages, cache, progress.downloads(len(locked.packages)))
+        reporter = progress.downloads(len(wanted))
+        fetched = fetch_all(wanted, cache, reporter, verify_all=verify_all)
     finally:
         progress.done()
+    conda = [
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
+        for f in fetched
+        if _is_conda(f.package)
+    ]
+    wheels = [
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
+        for f in fetched
+        if isinstance(f.package, LockedWheel)
+    ]
+    return conda, wheels  # type: ignore[return-value]  # narrowed by the filters above
+
+
+def _is_conda(package: LockedPackage | LockedWheel) -> bool:
+    return isinstance(package, LockedPackage)
 
 
 def _build_and_swap(
-    fetched: Sequence[Any],
+    fetched: Sequence[Fetched[LockedPackage]],
+    wheels: Sequence[Fetched[LockedWheel]],
     locked: LockedPlatform,
     request: InstallRequest,
     prefix: Path,
@@ -292,6 +354,8 @@ def _build_and_swap(
                 final_prefix=prefix,
                 platform=locked.platform,
                 cache_dir=request.cache_root / "rattler",
+                stamps=PackageCache(request.cache_root).stamps,
+                verify_cache=request.verify_cache,
                 on_linked=linked_one,
             )
         except BaseException:
@@ -300,29 +364,86 @@ def _build_and_swap(
         finally:
             progress.done()
         _crash_point("after-link")
-        prefixes.write_state(staging, _state(locked, request))
+        _install_wheels(wheels, locked, staging, prefix, progress)
+        _refuse_changed_sources([*fetched, *wheels])
+        prefixes.write_state(staging, _state(locked, request, staging))
         _crash_point("before-swap")
         prefixes.swap_into_place(staging, prefix)
         _crash_point("after-swap")
     except Exception as exc:
         if isinstance(exc, rattler_errors()):
-            # py-rattler's message is a chain of "Caused by: ..." lines: make it one line.
-            lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
-            detail = ": ".join(line for line in lines if line)
-            if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
-                raise _no_space(prefix, request) from None
-            raise SetupToolError(
-                f"linking the environment failed: {detail}; the previous environment is unchanged",
-                "run again; if it persists, clear the package cache "
-                f"({request.cache_root}) and report the error",
-            ) from None
+            raise _link_failed(exc, prefix, request) from None
         raise
     finally:
         # After a swap this is the old environment; after a failure, the partial new one.
         prefixes.remove_tree(staging)
 
 
-def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
+def _refuse_changed_sources(fetched: Sequence[Fetched[Any]]) -> None:
+    """A ``file://`` package is hashed where it lies, then read by py-rattler or the wheel
+    installer: if the file is not the one hashed any more (rewritten meanwhile), what was
+    installed is unverified."""
+    changed = changed_since_verified(fetched)
+    if changed:
+        raise HashMismatch(
+            f"{changed[0].path} changed while it was being installed, after its hash was "
+            f"checked; the previous environment is unchanged",
+            "run again once nothing is writing to the channel",
+        )
+
+
+def _link_failed(exc: Exception, prefix: Path, request: InstallRequest) -> SetupToolError:
+    """py-rattler's message is a chain of "Caused by: ..." lines: one line of it."""
+    lines = (line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines())
+    detail = ": ".join(line for line in lines if line)
+    if f"(os error {errno.ENOSPC})" in detail:  # how Rust's io::Error shows ENOSPC
+        return _no_space(prefix, request)
+    return SetupToolError(
+        f"linking the environment failed: {detail}; the previous environment is unchanged",
+        "run again; if it persists, clear the package cache "
+        f"({request.cache_root}) and report the error",
+    )
+
+
+def _install_wheels(
+    wheels: Sequence[Fetched[LockedWheel]],
+    locked: LockedPlatform,
+    staging: Path,
+    prefix: Path,
+    progress: Progress,
+) -> None:
+    """The pip packages, into the linked staging tree (see wheelinstall.py)."""
+    if not wheels:
+        return
+    from setup_tool.install.wheelinstall import install_wheels
+
+    python = locked.python
+    assert python is not None  # the machine check refuses wheels without a Python
+    progress.step(f"installing {len(wheels)} pip packages")
+    on_installed = progress.wheels(len(wheels))
+
+    def installed_one() -> None:
+        if on_installed is not None:
+            on_installed()
+        _crash_point("mid-wheels")
+
+    try:
+        install_wheels(
+            wheels,
+            staging=staging,
+            final_prefix=prefix,
+            python=python,
+            platform=locked.platform,
+            on_installed=installed_one,
+        )
+    finally:
+        progress.done()
+    _crash_point("after-wheels")
+
+
+def _state(locked: LockedPlatform, request: InstallRequest, root: Path) -> dict[str, Any]:
+    """What the environment at ``root`` (staging, or the live prefix) was installed from."""
+    site = _site_packages(locked, root)
     return {
         "lockfile": str(request.lockfile.absolute()),
         "lockfile_sha256": locked.file_sha256,  # the bytes parsed, not the file as it is now
@@ -341,6 +462,14 @@ def _state(locked: LockedPlatform, request: InstallRequest) -> dict[str, Any]:
             }
             for p in sorted(locked.packages, key=lambda p: p.name)
         ],
+        "wheels": [
+            {"name": w.name, "version": w.version, "sha256": w.sha256, "url": w.url}
+            for w in sorted(locked.wheels, key=lambda w: w.key)
+        ],
+        # For the no-op check: every .dist-info there (conda's too), so a wheel removed or a
+        # package pip-installed by hand is seen without parsing anything.
+        "site_packages": str(site.relative_to(root)) if site is not None else None,
+        "dist_infos": sitepackages.dist_info_names(site) if site is not None else [],
         "installed_by": f"setup-tool {__version__}",
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

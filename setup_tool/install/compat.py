@@ -16,6 +16,8 @@ its own packages, so it works on any conda-lock or explicit lockfile:
 - **glibc and macOS.** ``__glibc`` / ``__osx`` specs in any package's dependencies, against
   the machine's glibc and macOS (``CONDA_OVERRIDE_GLIBC`` / ``CONDA_OVERRIDE_OSX`` honoured as
   conda does).
+- **Wheels** (the lock's ``manager: pip`` entries): their tags against the environment's
+  Python and this machine, and their CUDA against the driver (``wheelcompat.py``).
 
 Every reason is reported, ordered: platform, CUDA/driver, glibc, macOS, anything else.
 """
@@ -159,6 +161,12 @@ def assess(locked: LockedPlatform, machine: MachineFacts) -> MachineCheck:
             warnings.append(f"{_packages(need.packages)}: {fit.warning}")
     mismatches.extend(_check_minimum(locked, "__glibc", machine.glibc, "glibc"))
     mismatches.extend(_check_minimum(locked, "__osx", machine.macos, "macOS"))
+    if locked.wheels:  # the `manager: pip` entries: tags, glibc, macOS, CUDA (wheelcompat.py)
+        from setup_tool.install.wheelcompat import check_wheels
+
+        wheels = check_wheels(locked.wheels, locked.python, locked.platform, machine)
+        mismatches.extend(wheels.problems)
+        warnings.extend(wheels.warnings)
     if not locked.has_dependencies:
         warnings.append(
             f"{locked.path.name} records no dependencies (an explicit lockfile), so its glibc "

@@ -88,15 +88,7 @@ def read_explicit(
         raise LockfileInvalid(f"{path} lists no packages after {MARKER}", "regenerate it")
     unverified = [p.name for p in packages if p.hash_kind is None]
     if unverified and not allow_unverified:
-        shown = ", ".join(unverified[:5]) + (
-            f" and {len(unverified) - 5} more" if len(unverified) > 5 else ""
-        )
-        raise LockfileInvalid(
-            f"{path}: {len(unverified)} of {len(packages)} packages have no hash (#<md5> or "
-            f"#sha256:<hex> after the URL), so they cannot be verified: {shown}",
-            "regenerate it with hashes (`conda list --explicit --md5`, or `conda-lock render "
-            "--kind explicit`), or pass --allow-unverified to install them unchecked",
-        )
+        raise _unverified(path, unverified, len(packages))
     return LockedPlatform(
         path=path,
         platform=platform,
@@ -106,6 +98,16 @@ def read_explicit(
         file_sha256=hashlib.sha256(data).hexdigest(),
         source_format=EXPLICIT,
         warnings=_warnings(packages, unverified),
+    )
+
+
+def _unverified(path: Path, names: list[str], total: int) -> LockfileInvalid:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return LockfileInvalid(
+        f"{path}: {len(names)} of {total} packages have no hash (#<md5> or #sha256:<hex> after "
+        f"the URL), so they cannot be verified: {shown}",
+        "regenerate it with hashes (`conda list --explicit --md5`, or `conda-lock render "
+        "--kind explicit`), or pass --allow-unverified to install them unchecked",
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from setup_tool.errors import LockfileInvalid, LockfileMismatch, UsageError
+from setup_tool.install.wheels import LockedWheel, PythonTarget, python_target, read_wheels
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -108,7 +109,8 @@ class LockedPlatform:
     file_sha256: str | None = None
     source_format: str = CONDA_LOCK  # CONDA_LOCK or EXPLICIT
     warnings: tuple[str, ...] = ()  # what was read leniently (skipped entries), for the user
-    pip_packages: tuple[str, ...] = ()  # names of the `manager: pip` entries (not installed)
+    # The `manager: pip` entries, installed after the conda packages (see wheels.py).
+    wheels: tuple[LockedWheel, ...] = ()
 
     @property
     def has_dependencies(self) -> bool:
@@ -121,7 +123,14 @@ class LockedPlatform:
         digest = hashlib.sha256()
         for package in sorted(self.packages, key=lambda p: p.name):
             digest.update(f"{package.name} {package.url} {package.expected_hash}\n".encode())
+        for wheel in sorted(self.wheels, key=lambda w: w.key):
+            digest.update(f"pip {wheel.key} {wheel.url} {wheel.sha256}\n".encode())
         return digest.hexdigest()
+
+    @property
+    def python(self) -> PythonTarget | None:
+        """The environment's Python (from the conda packages), which the wheels must fit."""
+        return python_target(self.packages)
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {p.name: p for p in self.packages}
@@ -148,42 +157,35 @@ def read_locked_platform(
         from setup_tool.install.explicit import read_explicit
 
         return read_explicit(path, data, platform, categories, allow_unverified=allow_unverified)
+    return _read_conda_lock(path, data, platform, set(categories), refresh_hint)
+
+
+def _read_conda_lock(
+    path: Path, data: bytes | None, platform: str, wanted: set[str], refresh_hint: str
+) -> LockedPlatform:
+    """One platform of a conda-lock file (conda-lock's models; leaked entries skipped)."""
     file_sha256 = hashlib.sha256(data).hexdigest() if data is not None else None
     lockfile, lenient = _parse(path, refresh_hint)
-    wanted = set(categories)
     platforms = tuple(sorted(lockfile.metadata.platforms))
     if platform not in platforms:
-        raise LockfileMismatch(
-            f"{path} has no packages for this machine's platform {platform} "
-            f"(it has: {', '.join(platforms) or 'none'})",
-            _platform_hint(platform, own_lock=bool(refresh_hint)),
-            reasons=(
-                {
-                    "kind": "platform",
-                    "reason": f"the lock has no packages for {platform}",
-                    "fix": _platform_hint(platform, own_lock=bool(refresh_hint)),
-                },
-            ),
-        )
+        raise _no_platform(path, platform, platforms, own_lock=bool(refresh_hint))
     _refuse_unknown_categories(path, platform, wanted, lockfile.package)
     chosen = [
         dep
         for dep in lockfile.package
         if dep.platform == platform and (dep.categories & wanted or not dep.categories)
     ]
-    # Reported by install after the machine check, so that a lock that cannot run here is
-    # refused for that (its CUDA, its glibc) before anything is said about its pip part.
-    pip = tuple(sorted(dep.name for dep in chosen if dep.manager != "conda"))
-    chosen = [dep for dep in chosen if dep.manager == "conda"]
-    if not chosen and not pip:
+    if not chosen:
         raise LockfileInvalid(
             f"{path} has no {'/'.join(sorted(wanted))} packages for {platform}",
             "check --category, or relock",
         )
-    _check_complete(
-        path, platform, [dep for dep in lockfile.package if dep.platform == platform], refresh_hint
-    )
-    packages = tuple(_locked_package(path, dep) for dep in chosen)
+    on_platform = [dep for dep in lockfile.package if dep.platform == platform]
+    _check_complete(path, platform, on_platform, refresh_hint)
+    # Source entries among them are refused by install after the machine check, so that a
+    # lock that cannot run here is refused for that (its CUDA, its glibc) first.
+    wheels = read_wheels(path, platform, chosen, on_platform, refresh_hint)
+    packages = tuple(_locked_package(path, dep) for dep in chosen if dep.manager == "conda")
     warnings = [message for where, message in lenient if where == platform]
     md5_only = sorted(p.name for p in packages if p.hash_kind == "md5")
     if md5_only:
@@ -196,7 +198,21 @@ def read_locked_platform(
         content_hash=lockfile.metadata.content_hash.get(platform),
         file_sha256=file_sha256,
         warnings=tuple(warnings),
-        pip_packages=pip,
+        wheels=wheels,
+    )
+
+
+def _no_platform(
+    path: Path, platform: str, platforms: tuple[str, ...], *, own_lock: bool
+) -> LockfileMismatch:
+    fix = _platform_hint(platform, own_lock=own_lock)
+    return LockfileMismatch(
+        f"{path} has no packages for this machine's platform {platform} "
+        f"(it has: {', '.join(platforms) or 'none'})",
+        fix,
+        reasons=(
+            {"kind": "platform", "reason": f"the lock has no packages for {platform}", "fix": fix},
+        ),
     )
 
 

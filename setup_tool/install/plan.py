@@ -1,7 +1,10 @@
 """What an install would do: packages to add, remove, change and keep, and what to download.
 
 The current environment is what its ``conda-meta/*.json`` records say is installed, so a
-package removed by hand (the drift the doctor reports) shows up as one to add again.
+package removed by hand (the drift the doctor reports) shows up as one to add again. The pip
+part (``WheelPlan``) compares the lock's wheels with the ``site-packages/*.dist-info`` that no
+conda package owns: a wheel removed by hand is added again, one installed by hand (``pip
+install``) is removed, and one setup-tool did not install from the locked file is replaced.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from setup_tool.install.download import PackageCache
+from setup_tool.install.download import Artifact, PackageCache
 from setup_tool.install.lockread import LockedPackage, LockedPlatform
+from setup_tool.install.sitepackages import InstalledDist
+from setup_tool.install.wheels import LockedWheel
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,77 @@ class Change:
     name: str
     old: str  # "version build"
     new: str
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What there is to download, as far as sizes are known."""
+
+    total: int | None = None  # None: not every size is known (or sizes were not asked for)
+    unknown: tuple[str, ...] = ()
+    known: int = 0
+    note: str | None = None  # why sizes are unknown, when some are
+
+    def to_json(self, count: int) -> dict[str, Any]:
+        return {
+            "packages": count,
+            "bytes": self.total,
+            "known_bytes": self.known,
+            "unknown_sizes": len(self.unknown),
+            "size_note": self.note,
+        }
+
+
+def sizes_of(
+    to_download: tuple[Artifact, ...],
+    sizes: Mapping[str, int | None] | None,
+    note: str | None = None,
+) -> Sizes:
+    """Known and unknown sizes of what is to be downloaded (``sizes``: None when not asked)."""
+    known = 0
+    unknown = []
+    for package in to_download:
+        size = (sizes or {}).get(package.name)
+        if size is None:
+            unknown.append(package.name)
+        else:
+            known += size
+    total = known if sizes is not None and not unknown else None
+    return Sizes(
+        total=total,
+        unknown=tuple(unknown) if sizes is not None else (),
+        known=known,
+        note=note if unknown else None,
+    )
+
+
+@dataclass(frozen=True)
+class WheelPlan:
+    """The pip part of a plan (names are the lock's; ``remove`` holds "name version")."""
+
+    add: tuple[LockedWheel, ...] = ()
+    remove: tuple[str, ...] = ()
+    change: tuple[Change, ...] = ()
+    keep: tuple[str, ...] = ()
+    to_download: tuple[LockedWheel, ...] = ()
+    sizes: Sizes = field(default_factory=Sizes)
+
+    @property
+    def download_bytes(self) -> int | None:
+        return self.sizes.total
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.add or self.remove or self.change)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "add": [w.spec for w in self.add],
+            "remove": list(self.remove),
+            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
+            "keep": len(self.keep),
+            "download": self.sizes.to_json(len(self.to_download)),
+        }
 
 
 @dataclass(frozen=True)
@@ -32,10 +108,11 @@ class Plan:
     unknown_sizes: tuple[str, ...] = field(default_factory=tuple)
     known_bytes: int = 0  # the sizes that are known
     size_note: str | None = None  # why sizes are unknown, when some are
+    pip: WheelPlan = field(default_factory=WheelPlan)
 
     @property
     def up_to_date(self) -> bool:
-        return not (self.add or self.remove or self.change)
+        return not (self.add or self.remove or self.change) and self.pip.up_to_date
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +127,7 @@ class Plan:
                 "unknown_sizes": len(self.unknown_sizes),
                 "size_note": self.size_note,
             },
+            "pip": self.pip.to_json(),
         }
 
 
@@ -70,9 +148,13 @@ def make_plan(
     cache: PackageCache,
     sizes: Mapping[str, int | None] | None = None,
     size_note: str | None = None,
+    *,
+    current_wheels: Mapping[str, InstalledDist] | None = None,
+    wheel_sizes: Mapping[str, int | None] | None = None,
 ) -> Plan:
     """Compare the lock with what is installed (name → version, build, sha256; see
-    ``prefix.installed_records``) and with what is already cached."""
+    ``prefix.installed_records``; pip: ``sitepackages.pip_installed``) and with what is
+    already cached."""
     add, change, keep = [], [], []
     for package in sorted(locked.packages, key=lambda p: p.name):
         old = current.get(package.name)
@@ -91,23 +173,51 @@ def make_plan(
     wanted = {p.name for p in locked.packages}
     remove = sorted(name for name in current if name not in wanted)
     to_download = tuple(p for p in locked.packages if not cache.has(p))
-    known = 0
-    unknown = []
-    for package in to_download:
-        size = (sizes or {}).get(package.name)
-        if size is None:
-            unknown.append(package.name)
-        else:
-            known += size
-    total = known if sizes is not None and not unknown else None
+    counted = sizes_of(to_download, sizes, size_note)
     return Plan(
         add=tuple(add),
         remove=tuple(remove),
         change=tuple(change),
         keep=tuple(keep),
         to_download=to_download,
-        download_bytes=total,
-        unknown_sizes=tuple(unknown) if sizes is not None else (),
-        known_bytes=known,
-        size_note=size_note if unknown else None,
+        download_bytes=counted.total,
+        unknown_sizes=counted.unknown,
+        known_bytes=counted.known,
+        size_note=counted.note,
+        pip=make_wheel_plan(
+            locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
+        ),
+    )
+
+
+def make_wheel_plan(
+    wheels: tuple[LockedWheel, ...],
+    current: Mapping[str, InstalledDist],
+    cache: PackageCache,
+    sizes: Mapping[str, int | None] | None = None,
+    *,
+    size_note: str | None = None,
+) -> WheelPlan:
+    """The lock's wheels against the distributions pip-installed in the prefix (by canonical
+    name). Kept only when setup-tool installed exactly the locked file (its sha256)."""
+    add, change, keep = [], [], []
+    for wheel in sorted(wheels, key=lambda w: w.key):
+        old = current.get(wheel.key)
+        if old is None:
+            add.append(wheel)
+        elif old.ours and old.sha256 == wheel.sha256:
+            keep.append(wheel.name)
+        else:
+            how = "" if old.ours else f", installed by {old.installer or 'an unknown tool'}"
+            change.append(Change(wheel.name, f"{old.version}{how}", wheel.version))
+    wanted = {w.key for w in wheels}
+    remove = sorted(f"{d.name} {d.version}" for key, d in current.items() if key not in wanted)
+    to_download = tuple(w for w in wheels if not cache.has(w))
+    return WheelPlan(
+        add=tuple(add),
+        remove=tuple(remove),
+        change=tuple(change),
+        keep=tuple(keep),
+        to_download=to_download,
+        sizes=sizes_of(to_download, sizes, size_note),
     )

@@ -22,5 +22,9 @@ class Progress:
     def linking(self, count: int) -> Callable[[], None] | None:
         return None
 
+    def wheels(self, count: int) -> Callable[[], None] | None:
+        """The pip phase: called once per wheel installed (from worker threads)."""
+        return None
+
     def done(self) -> None:
         pass

@@ -40,6 +40,7 @@ class InstallRequest:
     # the project's own ("" for a user's --lockfile, which has no such sibling).
     cpu_alternative: str = ""
     allow_unverified: bool = False  # explicit lockfiles: install packages that have no hash
+    verify_cache: bool = False  # hash every cached file again, ignoring stamps (stamps.py)
 
 
 def machine_facts(detection: Detection, environ: Mapping[str, str] | None = None) -> MachineFacts:
@@ -66,6 +67,7 @@ def install_request(
     categories: tuple[str, ...] = ("main",),
     dry_run: bool = False,
     allow_unverified: bool = False,
+    verify_cache: bool = False,
     environ: Mapping[str, str] | None = None,
     root: Path | None = None,
 ) -> InstallRequest:
@@ -106,6 +108,7 @@ def install_request(
         refresh_hint=refresh,
         cpu_alternative=cpu_alternative,
         allow_unverified=allow_unverified,
+        verify_cache=verify_cache,
     )
 
 

@@ -30,12 +30,14 @@ from setup_tool.lock.spec import EnvSpec
 from setup_tool.virtual_packages import VirtualPackage
 
 
-def lock_specification(spec: EnvSpec, channels: Sequence[str] | None, mapping: Path) -> Any:
+def lock_specification(spec: EnvSpec, channels: Sequence[str] | None, mapping: Path | None) -> Any:
     """conda-lock's ``LockSpecification`` for the spec's files and platforms.
 
     ``mapping`` is the conda/PyPI name table (``pypi_names.mapping_file``): conda-lock's parser
-    consults it for a ``- pip:`` section and would download its own otherwise.
+    consults it for a ``- pip:`` section and would download its own otherwise. Without a pip
+    section it is never read (None: conda-lock's default URL, never fetched).
     """
+    from conda_lock.lookup import DEFAULT_MAPPING_URL
     from conda_lock.src_parser import make_lock_spec
 
     try:
@@ -43,7 +45,7 @@ def lock_specification(spec: EnvSpec, channels: Sequence[str] | None, mapping: P
             src_files=list(spec.files),
             channel_overrides=list(channels) if channels else None,
             platform_overrides=list(spec.platforms),
-            mapping_url=str(mapping),
+            mapping_url=str(mapping) if mapping else DEFAULT_MAPPING_URL,
         )
     except Exception as exc:
         cause = exc.__cause__ or exc

@@ -60,7 +60,6 @@ def lock_pip_sections(
     on_locked: Callable[[PipLocked], None] | None = None,
 ) -> dict[tuple[Variant, str], PipLocked]:
     """The pip entries of every (variant, platform) with pip requirements."""
-    mapping = pypi_names.mapping_file(cache_dir)
     jobs = []
     for plan in plans:
         for result in solved:
@@ -70,6 +69,7 @@ def lock_pip_sections(
                 jobs.append((plan, result))
     if not jobs:
         return {}
+    mapping = pypi_names.mapping_file(cache_dir)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(jobs))) as pool:
         futures = [
             pool.submit(_lock_one, plan, result, cache_dir, mapping) for plan, result in jobs

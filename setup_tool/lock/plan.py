@@ -74,11 +74,11 @@ def make_plans(
                 f"unknown platform {platform!r} (valid: {', '.join(SUPPORTED_SUBDIRS)})",
                 "pass --platform once per platform",
             )
-    mapping = pypi_names.mapping_file(cache_dir(environ))
+    cache = cache_dir(environ)
     plans = [
         plan
         for variant in variants
-        if (plan := _plan(root, variant, options, environ, mapping, single=len(variants) == 1))
+        if (plan := _plan(root, variant, options, environ, cache, single=len(variants) == 1))
     ]
     if not plans:
         raise UsageError(
@@ -94,7 +94,7 @@ def _plan(
     variant: Variant,
     options: LockOptions,
     environ: Mapping[str, str],
-    mapping: Path,
+    cache: Path,
     *,
     single: bool,
 ) -> LockPlan | None:
@@ -109,6 +109,8 @@ def _plan(
         options.channels, spec.channels, "envs/base.yml", environ, recorded.channels
     )
     # Without an override, conda-lock reads the files' channels itself (same hash as its own).
+    # Its parser reads the name table only for a pip section: only then is it written.
+    mapping = pypi_names.mapping_file(cache) if spec.pip else None
     lock_spec = condalock.lock_specification(
         spec, chosen.urls if chosen.overridden else None, mapping
     )

@@ -100,37 +100,9 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
     base = read_spec_file(base_path, root=root, overlay=False, variant=variant)
     overlay = read_spec_file(overlay_path, root=root, overlay=True, variant=variant)
 
-    if cuda is not None:
-        if not CUDA_PATTERN.match(cuda):
-            raise UsageError(
-                f"--cuda {cuda!r} is not a CUDA version", "give MAJOR.MINOR, e.g. 12.9"
-            )
-        if variant is not Variant.cuda:
-            raise UsageError(
-                f"--cuda applies to the cuda variant only, not {variant.value}",
-                f"drop --cuda, or lock with --variant cuda; {variant.value} is solved without "
-                "__cuda so that no CUDA build can enter it",
-            )
-
+    _check_cuda_flag(cuda, variant)
     overrides = {**base.virtual_packages, **overlay.virtual_packages}
-    spec_cuda = overrides.pop("__cuda", None)
-    if spec_cuda is not None and variant is not Variant.cuda:
-        where = overlay if "__cuda" in overlay.virtual_packages else base
-        raise SpecError(
-            shown_path(where.path, root),
-            f"__cuda is set, but the {variant.value} variant is solved without it",
-            line=where.lines.get("virtual-packages:__cuda"),
-            hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
-        )
-    if variant is Variant.cuda:
-        cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
-        if cuda is None:
-            raise SpecError(
-                shown_path(overlay.path, root),
-                "the cuda variant needs the driver CUDA version it targets",
-                hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
-            )
-
+    cuda = _target_cuda(cuda, overrides.pop("__cuda", None), variant, base, overlay, root)
     packages = {
         platform: _platform_virtual_packages(platform, overrides, cuda)
         for platform in overlay.platforms
@@ -154,6 +126,49 @@ def load_spec(root: Path, variant: Variant, *, cuda: str | None = None) -> EnvSp
         pip_repositories=tuple(dict.fromkeys((*overlay.pip_repositories, *base.pip_repositories))),
         allow_pypi_requests=all(allow),
     )
+
+
+def _check_cuda_flag(cuda: str | None, variant: Variant) -> None:
+    if cuda is None:
+        return
+    if not CUDA_PATTERN.match(cuda):
+        raise UsageError(f"--cuda {cuda!r} is not a CUDA version", "give MAJOR.MINOR, e.g. 12.9")
+    if variant is not Variant.cuda:
+        raise UsageError(
+            f"--cuda applies to the cuda variant only, not {variant.value}",
+            f"drop --cuda, or lock with --variant cuda; {variant.value} is solved without "
+            "__cuda so that no CUDA build can enter it",
+        )
+
+
+def _target_cuda(
+    cuda: str | None,
+    spec_cuda: str | None,
+    variant: Variant,
+    base: SpecFile,
+    overlay: SpecFile,
+    root: Path,
+) -> str | None:
+    """The driver CUDA the cuda variant is solved for (``--cuda``, else the spec's ``__cuda``);
+    None for the others, which must not set ``__cuda`` at all."""
+    if spec_cuda is not None and variant is not Variant.cuda:
+        where = overlay if "__cuda" in overlay.virtual_packages else base
+        raise SpecError(
+            shown_path(where.path, root),
+            f"__cuda is set, but the {variant.value} variant is solved without it",
+            line=where.lines.get("virtual-packages:__cuda"),
+            hint="remove __cuda: it would let CUDA builds into a lock that must not have them",
+        )
+    if variant is not Variant.cuda:
+        return cuda
+    cuda = cuda or (spec_cuda.split(" ")[0] if spec_cuda else None)
+    if cuda is None:
+        raise SpecError(
+            shown_path(overlay.path, root),
+            "the cuda variant needs the driver CUDA version it targets",
+            hint='add `virtual-packages: {__cuda: "12.9"}`, or pass --cuda 12.9',
+        )
+    return cuda
 
 
 def read_spec_file(path: Path, *, root: Path, overlay: bool, variant: Variant) -> SpecFile:

@@ -13,8 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from setup_tool import __version__
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode, SetupToolError
-from setup_tool.terminal import Terminal, escape
 
 
 def _click_usage_errors() -> tuple[type[Exception], ...]:

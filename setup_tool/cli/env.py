@@ -19,10 +19,10 @@ from setup_tool.cli.options import (
     TorchFromOption,
     VariantOption,
 )
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.paths import shown_path
 from setup_tool.pipeline import DetectStep, EnvRequest, LockStep, PipelineEvents
-from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -22,11 +22,11 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import install_request
-from setup_tool.terminal import Terminal, escape
 
-__all__ = ["RichInstallProgress", "install", "install_request", "render_install", "usage_hint"]
+__all__ = ["RichInstallProgress", "install", "render_install", "usage_hint"]
 
 if TYPE_CHECKING:
     from setup_tool.install import InstallResult

@@ -18,13 +18,13 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import PipIndexUrlOption, TorchFromOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode
 from setup_tool.lock.channels import Channels, display
 from setup_tool.lock.pip_indexes import PipIndexes
 from setup_tool.lock.progress import LockProgress
 from setup_tool.lock.results import CheckResult, LockResult, PlatformLock
 from setup_tool.paths import shown_path
-from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
 
 

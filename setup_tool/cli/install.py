@@ -76,6 +76,7 @@ def install(
         list[str] | None,
         typer.Option(
             "--category",
+            metavar="NAME",
             help="Lock categories to install besides main, e.g. dev (repeatable); main is always "
             "installed, as conda-lock does.",
             show_default=False,

@@ -50,7 +50,7 @@ __all__ = [
     "machine_facts",
 ]
 
-# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+# Why a dry run's plan may lack sizes (docs/install.md, the `--dry-run` paragraph).
 UNKNOWN_SIZES_NOTE = (
     "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
     "packages already in the cache and of file:// packages are counted"

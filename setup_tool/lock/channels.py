@@ -98,7 +98,7 @@ def listed(value: str, source: str) -> list[str]:
     parts = [part.strip() for part in value.split(",") if part.strip()]
     if not parts:
         raise UsageError(
-            f"{source}: {value!r} is empty", f"list URLs separated by commas, or unset {source}"
+            f"{source}: {value!r} is empty", f"list entries separated by commas, or unset {source}"
         )
     return parts
 

@@ -1,7 +1,7 @@
 """The result of one run on disk: a versioned JSON document and the seed's ``.txt``.
 
 ``<results>/<run id>.json`` holds the configuration, the facts of the machine, torch and the
-device, the warm-up, one record per finished epoch and a summary; README.md documents every
+device, the warm-up, one record per finished epoch and a summary; docs/bench.md documents every
 field ("Results JSON"). ``<run id>.txt`` holds one epoch time in seconds per line, as the seed
 saved them. Files are written to a temporary name and renamed, so a reader never sees half a
 file. A run stopped by Ctrl-C is written with ``complete: false`` and the epochs it finished.

@@ -71,3 +71,29 @@ def test_help_and_unknown_commands_load_every_command(argv: list[str]) -> None:
     from setup_tool import cli
 
     assert tuple(cli._commands_for(argv)) == cli.COMMANDS
+
+
+COMMANDS = ["env", "detect", "lock", "install", "doctor", "bench", "report"]
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_shows_values_not_python_types(cli: Cli, command: str) -> None:
+    """Flags take no value (no ``<bool>``), a repeatable option takes one value each time (no
+    ``<list[str]>``), and schemas are where the docs are (docs/, not README.md)."""
+    text = cli.ok(*filter(None, [command]), "--help", env={"COLUMNS": "200"}).output
+    assert "Usage:" in text
+    assert "<bool>" not in text and "README.md" not in text
+    options = [line for line in text.splitlines() if line.startswith("│ --")]
+    assert options and not [line for line in options if "list[" in line]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_is_explained(command: str) -> None:
+    import typer.main
+
+    from setup_tool.cli import app
+
+    group = typer.main.get_command(app)
+    params = group.commands[command].params  # type: ignore[attr-defined]
+    unexplained = [p.opts for p in params if p.param_type_name == "option" and not p.help]
+    assert unexplained == []

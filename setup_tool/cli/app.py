@@ -13,8 +13,9 @@ import typer
 from typer.core import TyperGroup
 
 from setup_tool import __version__
+from setup_tool.cli.options import bare_flags
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode, SetupToolError
-from setup_tool.terminal import Terminal, escape
 
 
 def _click_usage_errors() -> tuple[type[Exception], ...]:
@@ -48,6 +49,15 @@ class _Group(TyperGroup):
     command run with ``--json`` also gets its refusal as the one JSON document on stdout
     (``error_document``), so a script always has exactly one document to read, whatever happened.
     """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return bare_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # every command's --help shows its flags bare
+            bare_flags(command.get_params(ctx))
+        return command
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:

@@ -20,10 +20,10 @@ import typer
 from setup_tool.bench_launch import lock_hash_of, run_benchmark
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import FlagsWithoutMetavar, PrefixOption, PythonOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode
 from setup_tool.interpreter import resolve_interpreter
 from setup_tool.paths import RESULTS_DIR, project_root
-from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
 from setup_tool_bench.options import KINDS, OPTIONS, Option
 

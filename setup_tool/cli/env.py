@@ -14,15 +14,16 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import (
+    ChannelOption,
     PipIndexUrlOption,
     PrefixOption,
     TorchFromOption,
     VariantOption,
 )
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.paths import shown_path
 from setup_tool.pipeline import DetectStep, EnvRequest, LockStep, PipelineEvents
-from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,14 +37,7 @@ if TYPE_CHECKING:
 @app.command()
 def env(
     variant: VariantOption = None,
-    channel: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--channel",
-            help="Channel to lock from instead of conda-forge (mirror, file:// or http(s):// "
-            "URL); repeatable. Default: $SETUP_TOOL_CHANNEL. Only used when a lock is needed.",
-        ),
-    ] = None,
+    channel: ChannelOption = None,
     pip_index_url: PipIndexUrlOption = None,
     torch_from: TorchFromOption = None,
     prefix: PrefixOption = None,

@@ -22,16 +22,16 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import install_request
-from setup_tool.terminal import Terminal, escape
 
-__all__ = ["RichInstallProgress", "install", "install_request", "render_install", "usage_hint"]
+__all__ = ["RichInstallProgress", "install", "render_install", "usage_hint"]
 
 if TYPE_CHECKING:
     from setup_tool.install import InstallResult
     from setup_tool.install.download import Artifact
-    from setup_tool.install.plan import WheelPlan
+    from setup_tool.install.plan import Sizes, WheelPlan
 
 
 LockfileOption = Annotated[
@@ -76,6 +76,7 @@ def install(
         list[str] | None,
         typer.Option(
             "--category",
+            metavar="NAME",
             help="Lock categories to install besides main, e.g. dev (repeatable); main is always "
             "installed, as conda-lock does.",
             show_default=False,
@@ -141,15 +142,14 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             )
         for name in plan.remove:
             terminal.show(f"  [red]- {escape(name)}[/]")
-        size = _download_size(len(plan.to_download), plan.known_bytes, len(plan.unknown_sizes))
+        size = _download_size(len(plan.to_download), plan.sizes)
         terminal.show(
             f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
             f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
             f"({size})"
         )
         render_pip_plan(terminal, plan.pip)
-        if plan.size_note or plan.pip.sizes.note:
-            note = plan.size_note or plan.pip.sizes.note or ""
+        if note := plan.sizes.note or plan.pip.sizes.note:
             terminal.info(f"  [dim]sizes: {escape(note)}[/]")
         return
     if result.status == "up-to-date":
@@ -187,8 +187,7 @@ def render_pip_plan(terminal: Terminal, pip: WheelPlan) -> None:
         )
     for name in pip.remove:
         terminal.show(f"  [red]- {escape(name)} (pip)[/]")
-    sizes = pip.sizes
-    size = _download_size(len(pip.to_download), sizes.known, len(sizes.unknown))
+    size = _download_size(len(pip.to_download), pip.sizes)
     terminal.show(
         f"  pip: {len(pip.add)} to add, {len(pip.change)} to change, {len(pip.remove)} to "
         f"remove, {len(pip.keep)} unchanged; download {len(pip.to_download)} wheels ({size})"
@@ -205,13 +204,16 @@ def usage_hint(result: InstallResult) -> str:
     )
 
 
-def _download_size(count: int, known: int, unknown: int) -> str:
+def _download_size(count: int, sizes: Sizes) -> str:
     """ "nothing", "1.5 MiB", "1.5 MiB known, 3 of unknown size" or "size unknown"."""
     if not count:
         return "nothing"
-    if not unknown:
-        return _size(known)
-    return f"{_size(known)} known, {unknown} of unknown size" if known else "size unknown"
+    if not sizes.unknown:
+        return _size(sizes.known)
+    unknown = len(sizes.unknown)
+    return (
+        f"{_size(sizes.known)} known, {unknown} of unknown size" if sizes.known else "size unknown"
+    )
 
 
 def _size(nbytes: int) -> str:

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import FlagsWithoutMetavar
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import UsageError
 from setup_tool.paths import RESULTS_DIR, project_root
-from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
     from setup_tool_bench.report import Row, ScalingRow

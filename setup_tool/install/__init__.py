@@ -50,7 +50,9 @@ __all__ = [
     "machine_facts",
 ]
 
-# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+# Keys are only added within a version; a removal or a change of meaning bumps it.
+JSON_SCHEMA_VERSION = 1
+# Why a dry run's plan may lack sizes (docs/install.md, the `--dry-run` paragraph).
 UNKNOWN_SIZES_NOTE = (
     "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
     "packages already in the cache and of file:// packages are counted"
@@ -71,7 +73,9 @@ class InstallResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
+        """``install --json`` (schema version 1, docs/install.md "JSON output")."""
         return {
+            "schema_version": JSON_SCHEMA_VERSION,
             "status": self.status,
             "prefix": str(self.prefix),
             "lockfile": str(self.lockfile),

@@ -38,7 +38,7 @@ class Sizes:
     def to_json(self, count: int) -> dict[str, Any]:
         return {
             "packages": count,
-            "bytes": self.total,
+            "bytes": self.total if count else 0,  # nothing to download is 0 bytes, known
             "known_bytes": self.known,
             "unknown_sizes": len(self.unknown),
             "size_note": self.note,
@@ -104,10 +104,7 @@ class Plan:
     change: tuple[Change, ...]
     keep: tuple[str, ...]
     to_download: tuple[LockedPackage, ...]
-    download_bytes: int | None = None  # None: not every size is known
-    unknown_sizes: tuple[str, ...] = field(default_factory=tuple)
-    known_bytes: int = 0  # the sizes that are known
-    size_note: str | None = None  # why sizes are unknown, when some are
+    sizes: Sizes = field(default_factory=Sizes)
     pip: WheelPlan = field(default_factory=WheelPlan)
 
     @property
@@ -120,13 +117,7 @@ class Plan:
             "remove": list(self.remove),
             "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
             "keep": len(self.keep),
-            "download": {
-                "packages": len(self.to_download),
-                "bytes": self.download_bytes,
-                "known_bytes": self.known_bytes,
-                "unknown_sizes": len(self.unknown_sizes),
-                "size_note": self.size_note,
-            },
+            "download": self.sizes.to_json(len(self.to_download)),
             "pip": self.pip.to_json(),
         }
 
@@ -173,17 +164,13 @@ def make_plan(
     wanted = {p.name for p in locked.packages}
     remove = sorted(name for name in current if name not in wanted)
     to_download = tuple(p for p in locked.packages if not cache.has(p))
-    counted = sizes_of(to_download, sizes, size_note)
     return Plan(
         add=tuple(add),
         remove=tuple(remove),
         change=tuple(change),
         keep=tuple(keep),
         to_download=to_download,
-        download_bytes=counted.total,
-        unknown_sizes=counted.unknown,
-        known_bytes=counted.known,
-        size_note=counted.note,
+        sizes=sizes_of(to_download, sizes, size_note),
         pip=make_wheel_plan(
             locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
         ),

@@ -1,4 +1,4 @@
-"""What an install reports while it works. The base does nothing; the CLI draws rich bars.
+"""What an install reports while it works. The base does nothing; the CLI draws progress bars.
 
 Kept in its own module so the CLI can subclass it without reaching into the install steps.
 """
@@ -11,7 +11,7 @@ from setup_tool.install.download import DownloadReporter
 
 
 class Progress:
-    """What install reports while it works; the CLI supplies a rich implementation."""
+    """What install reports while it works; the CLI supplies one that draws them."""
 
     def step(self, message: str) -> None:
         pass

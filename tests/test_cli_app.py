@@ -72,3 +72,38 @@ def test_every_option_is_explained(command: str) -> None:
     params = group.commands[command].params  # type: ignore[attr-defined]
     unexplained = [p.opts for p in params if p.param_type_name == "option" and not p.help]
     assert unexplained == []
+
+
+_INTERRUPT_IMPORT = """
+import sys
+
+class Interrupt:  # Ctrl-C while the commands are being imported (a slow start)
+    def find_spec(self, name, path=None, target=None):
+        if name == "setup_tool.cli.report":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from setup_tool.cli import main
+main()
+"""
+
+_INTERRUPT_OUTSIDE_A_COMMAND = """
+import setup_tool.cli as cli
+
+def interrupted():
+    raise KeyboardInterrupt
+
+cli.app = interrupted  # Ctrl-C in typer's own parsing, before any command runs
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("code", [_INTERRUPT_IMPORT, _INTERRUPT_OUTSIDE_A_COMMAND])
+def test_ctrl_c_before_a_command_runs_is_one_line_and_exit_130(code: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == ExitCode.INTERRUPTED, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted: nothing was changed"]

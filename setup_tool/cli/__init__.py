@@ -10,12 +10,21 @@ import os
 import sys
 import traceback
 
-# isort: off
-# Importing registers each command; --help lists them in this order, the workflow's.
-from setup_tool.cli import env, detect, lock, install, doctor, bench, report  # noqa: F401
-from setup_tool.cli.app import app
+# Printed for a Ctrl-C that comes before any command ran (the commands' own is in cli/app.py).
+_INTERRUPTED = "error: interrupted: nothing was changed\n"
 
-# isort: on
+try:
+    from setup_tool.errors import ExitCode
+
+    # isort: off
+    # Importing registers each command; --help lists them in this order, the workflow's.
+    from setup_tool.cli import env, detect, lock, install, doctor, bench, report  # noqa: F401
+    from setup_tool.cli.app import app
+
+    # isort: on
+except KeyboardInterrupt:  # Ctrl-C while starting up (imports take seconds on a busy machine)
+    sys.stderr.write(_INTERRUPTED)
+    raise SystemExit(130) from None  # ExitCode.INTERRUPTED, which may not be imported yet
 
 __all__ = ["app", "main"]
 
@@ -27,6 +36,9 @@ def main() -> None:
         app()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # outside a command (typer's parsing): nothing ran yet
+        sys.stderr.write(_INTERRUPTED)
+        code = ExitCode.INTERRUPTED
     except BaseException:
         traceback.print_exc()  # a bug: keep its traceback
         code = 1

@@ -106,6 +106,8 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     _refuse_mismatch(locked, check, request)
     refuse_sources(locked.wheels, locked.path)
     warnings = (*locked.warnings, *check.warnings)
+    for warning in warnings:
+        progress.warning(warning)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 

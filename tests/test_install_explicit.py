@@ -92,6 +92,9 @@ def test_tampered_explicit_lockfile_or_package_exits_7(
     result = _install(cli, cpu_explicit, prefix)
     assert result.exit_code == ExitCode.HASH_MISMATCH == 7, result.output
     assert "numpy" in result.stderr and "md5" in result.stderr
+    # Not the project's lock: `setup-tool lock` would not re-create this file.
+    assert "only if you trust the new file" in result.stderr
+    assert "setup-tool lock" not in result.stderr
     assert not prefix.exists()
 
 

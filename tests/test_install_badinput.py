@@ -100,6 +100,18 @@ def test_missing_lockfile_and_a_directory(cli: Cli, tmp_path: Path) -> None:
     assert not prefix.exists()
 
 
+def test_an_environment_spec_is_not_taken_for_a_lockfile(cli: Cli, tmp_path: Path) -> None:
+    """The project's envs/base.yml (or any environment.yml) given as --lockfile: said so, with
+    the step that makes a lockfile of it, not "restore it from git"."""
+    spec = Path(__file__).parent.parent / "envs" / "base.yml"
+    error, hint = _fails(cli, spec, tmp_path / "env", ExitCode.USAGE, tmp_path)
+    assert (
+        error == f"error: {spec} is an environment spec (it lists `dependencies`), not a lockfile"
+    )
+    assert "conda-lock lock" in hint and "setup-tool lock" in hint and "git" not in hint
+    assert not (tmp_path / "env").exists()
+
+
 @pytest.mark.parametrize("kind", ["directory", "file", "symlink"])
 def test_existing_foreign_prefix_is_left_untouched(
     cli: Cli, cpu_lock: Path, tmp_path: Path, kind: str

@@ -281,3 +281,20 @@ def read_state_categories(prefix: Path) -> object:
 
     state = read_state(prefix)
     return None if state is None else state.get("categories")
+
+
+def test_install_outside_a_project_says_how_to_point_at_one(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No envs/ here or above: `setup-tool lock` would have nothing to lock, so the hint says
+    where to run, or to pass --lockfile."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SETUP_TOOL_PROJECT", raising=False)
+    monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")
+    result = cli("install")
+    assert result.exit_code == ExitCode.ERROR, result.output
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error == f"error: lockfile {tmp_path}/envs/locks/cpu.conda-lock.yml not found"
+    assert "SETUP_TOOL_PROJECT" in hint and "--lockfile" in hint
+    assert "setup-tool lock" not in hint
+    assert not (tmp_path / ".envs").exists()

@@ -72,7 +72,13 @@ def install_request(
     root: Path | None = None,
 ) -> InstallRequest:
     """Fill in the defaults from detection: the variant's lockfile and ``.envs/<variant>``."""
-    from setup_tool.paths import cache_dir, default_prefix, lockfile_path, project_root
+    from setup_tool.paths import (
+        ENVS_DIR,
+        cache_dir,
+        default_prefix,
+        lockfile_path,
+        project_root,
+    )
 
     environ = os.environ if environ is None else environ
     target = detection.target
@@ -90,6 +96,11 @@ def install_request(
             # --lockfile is not re-created by `setup-tool lock --variant ...`.
             variant = target.variant.value
             refresh = f"create or refresh it with `setup-tool lock --variant {variant}`"
+            if not (root / ENVS_DIR).is_dir():  # not in a project: there is nothing to lock
+                refresh = (
+                    f"run from a setup-tool project (the folder holding {ENVS_DIR}/) or set "
+                    "SETUP_TOOL_PROJECT, or pass the lockfile to install with --lockfile"
+                )
             if target.variant is Variant.cuda:
                 cpu_alternative = (
                     "install the cpu variant instead (`setup-tool install --variant cpu`)"

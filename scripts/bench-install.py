@@ -206,7 +206,10 @@ def read_model(lock: Path, roots: Sequence[str], scale: float) -> list[Package]:
                 noarch=noarch,
                 depends=deps,
                 size=max(4096, int(size_mb * MB * scale)),
-                files=FILES.get(name) or _default_files(entry, size_mb),
+                # A scaled-down channel has proportionally fewer files (a test's must be quick).
+                files=max(
+                    2, int((FILES.get(name) or _default_files(entry, size_mb)) * min(1, scale))
+                ),
                 seed=_name_seed(name),
             )
         )
@@ -589,7 +592,9 @@ def one_round(bench: Bench, transport: str, channel_url: str, log: Any) -> None:
     new = [bench.channel.upgraded.get(b.package.name, b) for b in bench.channel.base]
     upgrade = write_lock(locks / "upgrade.conda-lock.yml", new, channel_url)
 
-    def step(what: str, sample: Sample) -> None:
+    def step(what: str, sample: Sample, says: str = "") -> None:
+        if says and says not in sample.output:  # the scenario did not do what it is named
+            raise SystemExit(f"{transport} {what}: expected {says!r} in:\n{sample.output[-2000:]}")
         bench.record(transport, what, sample)
         log(f"  {transport:5} {what:24} {sample.seconds:7.2f} s  {sample.peak_rss_mb:6.0f} MB")
 
@@ -598,11 +603,16 @@ def one_round(bench: Bench, transport: str, channel_url: str, log: Any) -> None:
     for path in ("raw1", "raw2", "raw-cache"):
         shutil.rmtree(scratch / path)
     cache = scratch / "cache"
-    step("setup-tool cold", bench.setup_tool(base, scratch / "env1", cache))
-    step("setup-tool warm", bench.setup_tool(base, scratch / "env2", cache))
-    step("no-op", bench.setup_tool(base, scratch / "env2", cache))
-    step("upgrade (3 large)", bench.setup_tool(upgrade, scratch / "env2", cache))
-    step("dry-run", bench.setup_tool(base, scratch / "env3", scratch / "empty", "--dry-run"))
+    count = len(bench.channel.base)
+    cold = f"{count} downloaded, 0 from cache"
+    step("setup-tool cold", bench.setup_tool(base, scratch / "env1", cache), cold)
+    warm = f"0 downloaded, {count} from cache"
+    step("setup-tool warm", bench.setup_tool(base, scratch / "env2", cache), warm)
+    step("no-op", bench.setup_tool(base, scratch / "env2", cache), "is up to date")
+    changed = f"{UPGRADED} changed, 0 removed; {UPGRADED} downloaded"
+    step("upgrade (3 large)", bench.setup_tool(upgrade, scratch / "env2", cache), changed)
+    dry = bench.setup_tool(base, scratch / "env3", scratch / "empty", "--dry-run")
+    step("dry-run", dry, f"{count} to add")
     shutil.rmtree(scratch)
 
 

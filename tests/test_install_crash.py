@@ -131,10 +131,11 @@ def test_sigkill_in_the_middle_of_a_download(
 
 
 def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
-    """The first install holds the prefix lock while a download is throttled (and stays
-    throttled until the second is seen waiting, so no start-up time on a loaded machine can
-    let the first finish before the second arrives)."""
-    with serve_slowly(local_channel.root, delay=1.0, only="pytorch-2.13.0") as server:
+    """The first install holds the prefix lock while its pytorch download is held by the
+    server until the second install is seen waiting: no start-up time on a loaded machine can
+    let the first finish before the second arrives."""
+    with serve_slowly(local_channel.root, delay=0, only="pytorch-2.13.0") as server:
+        server.gate.clear()
         project = make_project(tmp_path, server.url)
         first = run_install_process(project)
         children = [first]
@@ -148,12 +149,17 @@ def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: Local
                 target=lambda: said.extend(iter(second.stderr.readline, "")), daemon=True
             )
             reader.start()
-            wait_for(
-                lambda: any("waiting for another install" in line for line in said),
-                timeout=60,
-                what="the second install waiting",
-            )
-            server.delay = 0  # now let the first one finish
+            # Generous: a second process's start-up took over a minute under a heavy load; the
+            # failure this catches is a second install that never waits (or hangs).
+            try:
+                wait_for(
+                    lambda: any("waiting for another install" in line for line in said),
+                    timeout=240,
+                    what="the second install waiting",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; it said: {said}") from None
+            server.gate.set()  # now let the first one finish
             out_first = first.communicate(timeout=120)
             second.wait(timeout=120)
             reader.join(timeout=10)

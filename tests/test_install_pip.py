@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from install_helpers import assert_no_leftovers, state
 from pip_support import SITE, build_demo, demo_lib, lock_with, run_env_python
-from wheels import build_wheel
+from wheels import WheelSpec, build_wheel
 
 from setup_tool.doctor.drift import check_drift
 from setup_tool.install.wheelinstall import install_wheels
@@ -180,3 +180,49 @@ def test_pip_list_and_pip_uninstall_work_after_the_move(tmp_path: Path) -> None:
     assert not (final / "bin/demo-tool").exists()
     assert not (site / "demo_tool").exists() and not (final / "share/demo-tool").exists()
     assert (site / "demo_lib").is_dir()
+
+
+def test_a_wheel_installed_in_slices_has_one_complete_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large wheel is written by several threads (slices of its files): RECORD lists every
+    file once, scripts and INSTALLER are written once, and pip uninstall removes it all."""
+    from setup_tool.install import wheelinstall
+    from setup_tool.install.download import Fetched
+    from setup_tool.install.wheels import LockedWheel, PythonTarget
+
+    monkeypatch.setattr(wheelinstall, "FILES_PER_SLICE", 10)
+    files = tuple((f"big/sub{n % 7}/m{n}.py", f"N = {n}\n") for n in range(120))
+    spec = WheelSpec(
+        "big", "1.0", files=(("big/__init__.py", "def main():\n    pass\n"), *files),
+        console_scripts=(("big-tool", "big:main"),),
+    )  # fmt: skip
+    built = build_wheel(tmp_path / "wheels", spec)
+    final, staging = tmp_path / "env", tmp_path / ".env.staging-1"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(final)], check=True)
+    final.rename(staging)
+    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
+    wheel = LockedWheel("big", "1.0", built.url, built.sha256, "linux-64")
+    assert wheelinstall._parts(built.path) == wheelinstall.WORKERS  # sliced, 4 ways
+    install_wheels(
+        [Fetched(wheel, built.path, cached=True)],
+        staging=staging, final_prefix=final, python=python, platform="linux-64",
+    )  # fmt: skip
+    staging.rename(final)
+
+    site = final / python.site_packages
+    record = (site / "big-1.0.dist-info/RECORD").read_text().splitlines()
+    paths = [line.split(",")[0] for line in record]
+    assert len(paths) == len(set(paths))  # each once
+    expected = {p for p, _ in spec.payload()} | {
+        "../../../bin/big-tool",
+        *(f"big-1.0.dist-info/{n}" for n in
+          ("METADATA", "WHEEL", "entry_points.txt", "INSTALLER", "direct_url.json", "RECORD")),
+    }  # fmt: skip
+    assert set(paths) == expected
+    pip = [sys.executable, "-m", "pip", "--python", str(final / "bin/python")]
+    removed = subprocess.run(
+        [*pip, "uninstall", "-y", "big"], capture_output=True, text=True, check=False
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert not (site / "big").exists() and not (final / "bin/big-tool").exists()

@@ -71,6 +71,14 @@ def resolve_capture(requested: str, loop: str, device: torch.device) -> tuple[st
     return requested, None
 
 
+def capture_for(config: BenchConfig, device: torch.device) -> tuple[str, str | None]:
+    """The capture mode of this run: a data-parallel run's steps run eagerly (its all-reduce
+    is timed between steps; ``bench.config`` refuses any other explicit mode for it)."""
+    if config.data_parallel:
+        return "none", "data-parallel steps run uncaptured" if device.type == "cuda" else None
+    return resolve_capture(config.capture, config.loop, device)
+
+
 def resolve_precision(requested: str, loop: str, device: torch.device) -> str:
     if requested != "auto":
         return requested
@@ -140,7 +148,7 @@ class ResidentTrainer:
         arrays = load_arrays(files)
         self._make_resident(arrays)
         self.test_images, self.test_labels = arrays.test_images, arrays.test_labels
-        self.capture, capture_note = resolve_capture(config.capture, config.loop, device)
+        self.capture, capture_note = capture_for(config, device)
         self.precision = resolve_precision(config.precision, config.loop, device)
         self.channels_last = (
             config.channels_last

@@ -321,6 +321,9 @@ def _load_yaml(path: Path) -> Any:
 
 def _validate(content: dict[str, Any]) -> Any:
     """conda-lock's own models, as ``conda_lock.lockfile.parse_conda_lock_file`` applies them."""
+    from setup_tool.conda_lock_import import without_cli
+
+    without_cli()  # the models, not conda-lock's CLI (over a second of imports)
     from conda_lock.lockfile import lockfile_v1_to_v2
     from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
     from conda_lock.lockfile.v2prelim.models import Lockfile

@@ -108,21 +108,25 @@ class Stamps:
 
 
 def _tree_ids(directory: Path) -> dict[str, list[int]]:
-    """relative path → identity of every entry under ``directory`` (links not followed)."""
+    """relative path → identity of every entry under ``directory`` (links not followed).
+
+    The hot loop of a repeat install (40,000 files for a PyTorch CUDA environment): one
+    ``lstat`` per file, and relative paths built by string concatenation, not ``relpath``.
+    """
     found: dict[str, list[int]] = {}
-    pending = [directory]
+    pending = [("", os.fspath(directory))]
     while pending:
-        current = pending.pop()
+        prefix, current = pending.pop()
         try:
             entries = list(os.scandir(current))
         except OSError:
             continue
         for entry in entries:
+            relative = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                pending.append(Path(entry.path))
+                pending.append((relative + "/", entry.path))
                 continue
             info = entry.stat(follow_symlinks=False)
-            relative = os.path.relpath(entry.path, directory)
             found[relative] = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
     return found
 

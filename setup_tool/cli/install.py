@@ -258,36 +258,29 @@ class RichInstallProgress(Progress):
         return _DownloadBar(self._bar)
 
     def linking(self, count: int) -> Callable[[], None] | None:
-        if self.terminal.quiet or not self.terminal.interactive:
-            return None
-        self._bar = RichProgressBar(
-            TextColumn("  link"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.terminal.err,
-            transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task("link", total=count)
-        bar = self._bar
-        return lambda: bar.advance(task)
+        return self._counter("link", count)
 
     def wheels(self, count: int) -> Callable[[], None] | None:
+        return self._counter("pip", count)
+
+    def _counter(self, label: str, count: int) -> Callable[[], None] | None:
+        """A bar of ``count`` items; its advance may be called from worker threads (the pip
+        phase installs wheels from several)."""
         if self.terminal.quiet or not self.terminal.interactive:
             return None
         self._bar = RichProgressBar(
-            TextColumn("  pip"),
+            TextColumn(f"  {label}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=self.terminal.err,
             transient=True,
         )
         self._bar.start()
-        task = self._bar.add_task("pip", total=count)
+        task = self._bar.add_task(label, total=count)
         bar, lock = self._bar, threading.Lock()
 
         def advance() -> None:
-            with lock:  # called from the installer's worker threads
+            with lock:
                 bar.advance(task)
 
         return advance

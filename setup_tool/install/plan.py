@@ -88,13 +88,7 @@ class WheelPlan:
         return not (self.add or self.remove or self.change)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "add": [w.spec for w in self.add],
-            "remove": list(self.remove),
-            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
-            "keep": len(self.keep),
-            "download": self.sizes.to_json(len(self.to_download)),
-        }
+        return _plan_json(self)
 
 
 @dataclass(frozen=True)
@@ -112,14 +106,18 @@ class Plan:
         return not (self.add or self.remove or self.change) and self.pip.up_to_date
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "add": [p.spec for p in self.add],
-            "remove": list(self.remove),
-            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
-            "keep": len(self.keep),
-            "download": self.sizes.to_json(len(self.to_download)),
-            "pip": self.pip.to_json(),
-        }
+        return {**_plan_json(self), "pip": self.pip.to_json()}
+
+
+def _plan_json(plan: Plan | WheelPlan) -> dict[str, Any]:
+    """The conda or the pip part of ``install --json``'s ``plan`` (docs/install.md)."""
+    return {
+        "add": [item.spec for item in plan.add],
+        "remove": list(plan.remove),
+        "change": [{"name": c.name, "from": c.old, "to": c.new} for c in plan.change],
+        "keep": len(plan.keep),
+        "download": plan.sizes.to_json(len(plan.to_download)),
+    }
 
 
 def _same_archive(old: Mapping[str, str], package: LockedPackage) -> bool:

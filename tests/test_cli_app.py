@@ -21,6 +21,13 @@ from setup_tool.errors import ExitCode
         (["-x"], "No such option: -x", "setup-tool"),
         (["bogus"], "No such command 'bogus'.", "setup-tool"),
         (["install", "--bogus"], "No such option: --bogus", "setup-tool install"),
+        # The parser raises this one without a context: the hint still names the command.
+        (
+            ["install", "--variant"],
+            "Option '--variant' requires an argument.",
+            "setup-tool install",
+        ),
+        (["lock", "--check", "--channel"], "Option '--channel' requires", "setup-tool lock"),
     ],
 )
 def test_usage_errors_are_one_error_line_and_a_hint(

@@ -10,7 +10,7 @@ install``) is removed, and one setup-tool did not install from the locked file i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from setup_tool.install.download import Artifact, PackageCache
@@ -161,6 +161,13 @@ def make_plan(
             keep.append(package.name)
     wanted = {p.name for p in locked.packages}
     remove = sorted(name for name in current if name not in wanted)
+    pip = make_wheel_plan(
+        locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
+    )
+    if not (add or change or remove) and pip.up_to_date:
+        # Nothing changes, so nothing is fetched (a change rebuilds the whole environment,
+        # which is why the packages kept count below when something does change).
+        return Plan((), (), (), tuple(keep), (), pip=replace(pip, to_download=(), sizes=Sizes()))
     to_download = tuple(p for p in locked.packages if not cache.has(p))
     return Plan(
         add=tuple(add),
@@ -169,9 +176,7 @@ def make_plan(
         keep=tuple(keep),
         to_download=to_download,
         sizes=sizes_of(to_download, sizes, size_note),
-        pip=make_wheel_plan(
-            locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
-        ),
+        pip=pip,
     )
 
 

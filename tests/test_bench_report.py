@@ -131,7 +131,7 @@ def test_bench_argv_passes_the_options_through(tmp_path: Path) -> None:
         ({"warmup_steps": -1}, "--warmup-steps must be 0 or more"),
     ],
 )
-def test_bad_options_are_refused_before_anything_runs(values: dict, message: str) -> None:
+def test_bad_options_are_refused_before_anything_runs(values: dict[str, Any], message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         validate_options(values)
 
@@ -139,7 +139,7 @@ def test_bad_options_are_refused_before_anything_runs(values: dict, message: str
 def test_every_python_m_bench_option_is_a_setup_tool_bench_option(cli: Cli) -> None:
     import typer.main
 
-    from setup_tool.cli.app import app
+    from setup_tool.cli import app
     from setup_tool_bench.options import OPTIONS
 
     command = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]
@@ -220,11 +220,11 @@ def test_setup_tool_bench_runs_the_benchmark_in_a_subprocess(tmp_path: Path) -> 
 
 
 # Issue 10: report on malformed results, partial epochs, labels, axis text, legend, pipes. --
-def _example(name: str = "h200-fast.json") -> dict:  # type: ignore[type-arg]
+def _example(name: str = "h200-fast.json") -> dict[str, Any]:
     return json.loads((EXAMPLES / name).read_text())
 
 
-def _write(directory: Path, name: str, data: dict) -> Path:  # type: ignore[type-arg]
+def _write(directory: Path, name: str, data: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_text(json.dumps(data))
@@ -270,7 +270,7 @@ def test_piped_report_prints_the_table_at_full_width(cli: Cli, tmp_path: Path) -
     assert "…" not in result.stdout
 
 
-def _partial_fast_run() -> dict:  # type: ignore[type-arg]
+def _partial_fast_run() -> dict[str, Any]:
     """The H200 fast example, as if run with --max-steps 50."""
     data = _example()
     epoch = data["epochs"][0]

@@ -223,10 +223,11 @@ def test_progress_bars_on_a_terminal(cpu_lock: Path, tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from setup_tool.cli.install import RichInstallProgress, install_request
+    from setup_tool.cli.install import RichInstallProgress
+    from setup_tool.cli.terminal import Terminal
     from setup_tool.detect import detect
     from setup_tool.install import install
-    from setup_tool.terminal import Terminal
+    from setup_tool.install.request import install_request
 
     screen = io.StringIO()
     terminal = Terminal(stderr=Console(file=screen, force_terminal=True, width=100))

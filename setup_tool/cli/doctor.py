@@ -11,7 +11,7 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import JsonOption, PrefixOption, PythonOption
-from setup_tool.terminal import Terminal, escape
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.variants import VariantChoice
 
 if TYPE_CHECKING:
@@ -27,30 +27,63 @@ STATUS_MARKS = {
 }
 
 
+ExpectOption = Annotated[
+    VariantChoice | None,
+    typer.Option(
+        "--expect",
+        case_sensitive=False,
+        help="The accelerator that must pass; auto: SETUP_TOOL_VARIANT, else detection.",
+        show_default="auto",
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1.0,
+        help="Seconds the probe may run before it is killed; the collective check's "
+        "torchrun run gets as long again.",
+    ),
+]
+DistributedOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--distributed/--no-distributed",
+        help="Also check collectives through torch.distributed: NCCL with one process per "
+        "GPU (cuda), gloo with 2 CPU processes (cpu, mps). Default: when torch sees 2 or "
+        "more GPUs.",
+        show_default="auto",
+    ),
+]
+DistributedTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--distributed-timeout",
+        min=1.0,
+        help="Seconds a collective waits for a rank before that rank is reported as not answering.",
+    ),
+]
+
+
 @app.command()
 def doctor(
     python: PythonOption = None,
     prefix: PrefixOption = None,
-    expect: Annotated[
-        VariantChoice | None,
-        typer.Option(
-            "--expect",
-            case_sensitive=False,
-            help="The accelerator that must pass; auto: SETUP_TOOL_VARIANT, else detection.",
-            show_default="auto",
-        ),
-    ] = None,
+    expect: ExpectOption = None,
     json_output: JsonOption = False,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=1.0, help="Seconds the probe may run before it is killed."),
-    ] = 120.0,
+    timeout: TimeoutOption = 120.0,
+    distributed: DistributedOption = None,
+    distributed_timeout: DistributedTimeoutOption = 30.0,
 ) -> None:
     """Check that torch really computes on the accelerator, and name the fix when it does not.
 
+    With --distributed (or on a machine where torch sees 2+ GPUs) it also checks that the
+    processes work together: all-reduce (checked exactly), broadcast, all-gather and the
+    all-reduce bus bandwidth, with a hung or dead rank reported as such.
+
     Exit 0: the expected accelerator passed. 6: it failed. 8: it passed, another check failed.
     """
-    from setup_tool.doctor import run_doctor
+    from setup_tool.doctor import CollectiveOptions, run_doctor
     from setup_tool.paths import project_root
 
     terminal = Terminal(quiet=json_output)
@@ -63,6 +96,7 @@ def doctor(
             environ=os.environ,
             timeout=timeout,
             progress=progress,
+            collective=CollectiveOptions(distributed, distributed_timeout),
         )
     if json_output:
         terminal.json(result.to_json())

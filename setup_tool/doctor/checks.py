@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from setup_tool.detect.facts import Platform
 from setup_tool.doctor.broken_torch import broken_torch_detail, broken_torch_fix
+from setup_tool.doctor.collective import CollectiveEvidence, collective_checks, collective_json
 from setup_tool.doctor.drift import Drift
 from setup_tool.doctor.facts import Placement, ProbeFacts, TorchBuild, Torchvision
 from setup_tool.doctor.launch import ProbeRun
@@ -50,12 +51,14 @@ class Evidence:
     probe: ProbeRun | None = None
     drift: Drift | None = None
     torch_files: PackageFiles | None = None  # torch's conda package, checked when torch is broken
+    collective: CollectiveEvidence | None = None  # the collective check, when it was planned
 
 
 def judge(evidence: Evidence) -> DoctorResult:
     """The report: one check per line, in the order a user debugs in, and the verdict."""
     facts = evidence.probe.facts if evidence.probe else None
     checks, passed = _judge_checks(evidence)
+    collective = evidence.collective
     return DoctorResult(
         evidence.expect,
         evidence.expect_source,
@@ -63,6 +66,7 @@ def judge(evidence: Evidence) -> DoctorResult:
         tuple(checks),
         passed,
         facts.raw if facts else None,
+        collective_json(collective, facts) if collective else None,
     )
 
 
@@ -90,6 +94,8 @@ def _judge_checks(evidence: Evidence) -> tuple[list[Check], bool]:
     vision = _torchvision_check(facts, expect)
     if vision is not None:
         checks.append(vision)
+    if evidence.collective is not None:
+        checks.extend(collective_checks(evidence.collective, facts))
     if evidence.drift is not None:
         checks.append(drift_check(evidence.drift))
     passed = (

@@ -40,6 +40,12 @@ class TorchBuild:
     file: str | None = None  # torch.__file__: None for a namespace package
     path: str | None = None  # the package directory that was imported
     missing_api: tuple[str, ...] = ()  # "torch.tensor", ...: a torch that is not PyTorch
+    # torch.distributed in this build (None: a probe from before these were recorded)
+    distributed: bool | None = None
+    nccl: bool | None = None
+    gloo: bool | None = None
+    # can_device_access_peer(a, b) for every pair of visible GPUs (two or more), else ()
+    peer_access: tuple[tuple[bool | None, ...], ...] = ()
 
     @property
     def broken(self) -> bool:
@@ -182,6 +188,7 @@ def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def _torch(torch: Mapping[str, Any]) -> TorchBuild:
     tf32 = torch.get("tf32") or {}
+    distributed = torch.get("distributed") or {}
     return TorchBuild(
         version=str(torch.get("version", "")),
         cuda=torch.get("cuda"),
@@ -200,6 +207,10 @@ def _torch(torch: Mapping[str, Any]) -> TorchBuild:
         file=torch.get("file"),
         path=torch.get("path"),
         missing_api=tuple(torch.get("missing_api") or ()),
+        distributed=distributed.get("available"),
+        nccl=distributed.get("nccl"),
+        gloo=distributed.get("gloo"),
+        peer_access=tuple(tuple(row) for row in torch.get("peer_access") or ()),
     )
 
 

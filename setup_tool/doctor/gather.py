@@ -16,11 +16,14 @@ from pathlib import Path
 from setup_tool.detect import Detection, Overrides, detect, overrides_from
 from setup_tool.doctor.broken_torch import TORCH_INIT
 from setup_tool.doctor.checks import Evidence, judge, torch_is_broken
+from setup_tool.doctor.collective import CollectiveEvidence, CollectiveOptions, plan_collective
+from setup_tool.doctor.collective_run import run_collective
 from setup_tool.doctor.drift import Drift, check_drift
 from setup_tool.doctor.launch import DEFAULT_PROBE_TIMEOUT_S, ProbeRun, run_probe
 from setup_tool.doctor.package_files import PackageFiles, conda_prefix_of, package_owning
 from setup_tool.doctor.progress import DoctorProgress
 from setup_tool.doctor.result import DoctorResult
+from setup_tool.doctor.topology import read_topology
 from setup_tool.errors import UsageError
 from setup_tool.interpreter import Interpreter, resolve_interpreter
 from setup_tool.runner import Runner, run_command
@@ -49,8 +52,12 @@ def run_doctor(
     timeout: float = DEFAULT_PROBE_TIMEOUT_S,
     detector: Detector = detect,
     progress: DoctorProgress | None = None,
+    collective: CollectiveOptions | None = None,
 ) -> DoctorResult:
-    """Check the target interpreter's torch against the expected accelerator."""
+    """Check the target interpreter's torch against the expected accelerator.
+
+    ``timeout`` bounds the probe, and the collective check's whole torchrun run again.
+    """
     if python is not None and prefix is not None:
         raise UsageError("--python and --prefix name the same thing; give one of them")
     progress = progress or DoctorProgress()
@@ -68,8 +75,43 @@ def run_doctor(
         drift=found.drift,
     )
     evidence = replace(evidence, torch_files=_torch_files(evidence, progress))
+    options = collective or CollectiveOptions()
+    planned = _collective(evidence, options, environ, runner, timeout, progress)
+    evidence = replace(evidence, collective=planned)
     progress.done()
     return judge(evidence)
+
+
+def _collective(
+    evidence: Evidence,
+    options: CollectiveOptions,
+    environ: Mapping[str, str],
+    runner: Runner,
+    wall_timeout: float,
+    progress: DoctorProgress,
+) -> CollectiveEvidence | None:
+    """Plan the collective check from the probe's verdict, and run it when it is planned."""
+    facts = evidence.probe.facts if evidence.probe else None
+    placement_ok = judge(evidence).accelerator_passed
+    planned = plan_collective(options, evidence.expect, facts, placement_ok)
+    if planned is None or planned.plan is None or evidence.interpreter is None:
+        return planned
+    plan = planned.plan
+    ranks = f"{plan.world_size} {plan.backend} rank{'s' if plan.world_size > 1 else ''}"
+    progress.step(f"collective check: {ranks} through torchrun (imports torch in each)")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="doctor-topology") as pool:
+        topology_job = pool.submit(read_topology, runner) if plan.backend == "nccl" else None
+        run = run_collective(
+            evidence.interpreter.python,
+            backend=plan.backend,
+            world_size=plan.world_size,
+            timeout_s=options.timeout_s,
+            wall_timeout_s=wall_timeout,
+            environ=environ,
+            runner=runner,
+        )
+        topology = topology_job.result() if topology_job else None
+    return replace(planned, run=run, topology=topology)
 
 
 def _gather(

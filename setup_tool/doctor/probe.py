@@ -308,6 +308,21 @@ def _backends(torch: Any, facts: dict[str, Any]) -> None:
             facts["mps_error"] = _first_error(lambda: torch.zeros(1, device="mps"))
     facts["warnings"] = facts.get("warnings", []) + [str(w.message) for w in caught]
     facts["num_threads"] = torch.get_num_threads()
+    facts["distributed"] = _distributed_backends(torch)
+
+
+def _distributed_backends(torch: Any) -> dict[str, Any]:
+    """Whether this build has torch.distributed and which backends (the collective check)."""
+    dist: Any = getattr(torch, "distributed", None)
+    facts: dict[str, Any] = {"available": False, "nccl": False, "gloo": False}
+    try:
+        facts["available"] = bool(dist is not None and dist.is_available())
+        if dist is not None and facts["available"]:
+            facts["nccl"] = bool(dist.is_nccl_available())
+            facts["gloo"] = bool(dist.is_gloo_available())
+    except Exception as exc:
+        facts["error"] = _error_text(exc)
+    return facts
 
 
 def _first_error(action: Callable[[], object]) -> str | None:
@@ -336,7 +351,24 @@ def _cuda_devices(torch: Any, facts: dict[str, Any]) -> list[dict[str, Any]]:
         except Exception as exc:
             entry["error"] = _error_text(exc)
         devices.append(entry)
+    facts["peer_access"] = _peer_access(torch, len(devices))
     return devices
+
+
+def _peer_access(torch: Any, count: int) -> list[list[bool | None]] | None:
+    """``torch.cuda.can_device_access_peer(a, b)`` for every ordered pair (None: it raised)."""
+    if count < 2:
+        return None
+    matrix: list[list[bool | None]] = []
+    for a in range(count):
+        row: list[bool | None] = []
+        for b in range(count):
+            try:
+                row.append(True if a == b else bool(torch.cuda.can_device_access_peer(a, b)))
+            except Exception:
+                row.append(None)
+        matrix.append(row)
+    return matrix
 
 
 def _disable_tf32(torch: Any, facts: dict[str, Any]) -> dict[str, Any]:

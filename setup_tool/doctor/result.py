@@ -5,7 +5,8 @@
     0  OK              the expected accelerator passed the placement check, nothing failed
     6  DOCTOR_FAILED   the expected accelerator failed, or could not be checked at all
     8  DOCTOR_PROBLEMS the expected accelerator passed, but another check failed
-                       (torchvision does not work with this torch, the environment left its lock)
+                       (torchvision does not work with this torch, the environment left its
+                       lock, the collective check failed)
 
 Warnings never change the exit code. ``to_json`` is the documented ``--json`` schema.
 """
@@ -59,6 +60,7 @@ class DoctorResult:
     checks: tuple[Check, ...]
     accelerator_passed: bool
     probe: Mapping[str, Any] | None = None  # the probe's own JSON, when it produced one
+    collective: Mapping[str, Any] | None = None  # the collective check's figures (--json)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -76,6 +78,13 @@ class DoctorResult:
         failed = [c.title for c in self.checks if c.status is Status.failed]
         if failed:
             return f"{name} (expected) passed; failed: {', '.join(failed)}"
+        collective = self.collective or {}
+        if collective.get("passed"):
+            world = collective["world_size"]
+            ranks = f"{world} {collective['backend']} rank{'s' if world != 1 else ''}"
+            return (
+                f"{name} (expected) passed the placement check and the collective check ({ranks})"
+            )
         return f"{name} (expected) passed the placement check"
 
     def to_json(self) -> dict[str, Any]:
@@ -95,4 +104,5 @@ class DoctorResult:
             "summary": self.summary,
             "checks": [c.to_json() for c in self.checks],
             "probe": self.probe,
+            "collective": self.collective,
         }

@@ -231,8 +231,14 @@ class DataParallelTrainer:
         warm = self.inner.warm_up()
         assert self.ddp is not None
         start = time.perf_counter()
-        synced = self.inner.time_steps(PROBE_STEPS)
-        alone = self.inner.time_steps(PROBE_STEPS, self.ddp.no_sync)
+        synced: list[float] = []
+        alone: list[float] = []
+        # Alternated, one pair at a time: a machine whose load drifts over the probes (other
+        # work starting, the CPU clocking down) then slows both kinds alike; 20 of one kind
+        # and then 20 of the other made a 1-process run's wait -31% on a loaded 2-core machine.
+        for _ in range(PROBE_STEPS):
+            synced += self.inner.time_steps(1)
+            alone += self.inner.time_steps(1, self.ddp.no_sync)
         probes = time.perf_counter() - start
         self.meter.reset()
         per_rank = gather(
@@ -368,7 +374,7 @@ def _time_split(per_rank: list[dict[str, float]]) -> dict[str, Any]:
     return {
         "method": (
             f"median of {PROBE_STEPS} synchronised steps with the gradient all-reduce against "
-            f"{PROBE_STEPS} inside DDP no_sync(), after the warm-up; mean over ranks"
+            f"{PROBE_STEPS} inside DDP no_sync(), alternated, after the warm-up; mean over ranks"
         ),
         "probe_steps": PROBE_STEPS,
         "step_seconds": step,

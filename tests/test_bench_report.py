@@ -29,6 +29,7 @@ from setup_tool_bench.report import (
     run_labels,
     seconds_per_epoch_figure,
 )
+from setup_tool_bench.summary import scaling_line, wait_percent
 
 EXAMPLES = Path(__file__).parent.parent / "bench" / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -376,3 +377,25 @@ def test_bench_in_an_environment_whose_torch_is_broken(tmp_path: Path) -> None:
     assert len(errors) == 1
     assert "is broken: module 'torch' has no attribute 'device'" in errors[0]
     assert "hint: the environment's torch is broken: reinstall it" in proc.stderr
+
+
+def test_an_all_reduce_wait_below_zero_reads_as_none_not_a_negative_share() -> None:
+    # The wait is a difference of two medians: where nothing is left to wait for (one process),
+    # noise can put it below zero; the JSON keeps the number, the summary line says ~0%.
+    split = {"step_seconds": 0.097, "compute_seconds": 0.127, "allreduce_wait_fraction": -0.31}
+    dist = {
+        "world_size": 1,
+        "backend": "gloo",
+        "samples_per_second_total": 123.0,
+        "samples_per_second_per_rank": [123.0],
+        "time_split": split,
+        "scaling": None,
+    }
+    line = scaling_line({"distributed": dist})
+    assert line == "1 process (gloo): 123 samples/s, 123/rank; all-reduce wait ~0% of a step"
+    assert "-31%" not in line
+    dist["time_split"] = {**split, "allreduce_wait_fraction": 0.274}
+    assert scaling_line({"distributed": dist}) == (
+        "1 process (gloo): 123 samples/s, 123/rank; all-reduce wait 27% of a step"
+    )
+    assert wait_percent(None) == "-"

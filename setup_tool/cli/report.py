@@ -158,6 +158,8 @@ SCALING_COLUMNS = (
 
 def scaling_table(rows: list[ScalingRow]) -> Table:
     """Data-parallel runs: measured against processes x the 1-process run of the same launch."""
+    from setup_tool_bench.summary import wait_percent
+
     table = Table(title="data-parallel scaling", title_justify="left")
     for column in SCALING_COLUMNS:
         table.add_column(column, justify="left" if column in ("run", "backend") else "right")
@@ -176,6 +178,6 @@ def scaling_table(rows: list[ScalingRow]) -> Table:
             rate(row.baseline_samples_per_second),
             rate(row.ideal_samples_per_second),
             "-" if row.efficiency is None else f"{row.efficiency:.0%}",
-            "-" if row.allreduce_wait_fraction is None else f"{row.allreduce_wait_fraction:.0%}",
+            wait_percent(row.allreduce_wait_fraction),
         )
     return table

@@ -9,15 +9,15 @@ summaries) for ``setup-tool bench`` and scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from .config import BenchConfig, configs_for
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, BenchError
 from .options import KINDS, OPTIONS, Option
+from .summary import print_summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,11 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
             "and optionally the fast and throughput loops; write one JSON result per run."
         ),
     )
+    # What bench.launch passes to the workers it starts through torchrun (not for users).
+    p.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--report-to", "--error-dir", "--baseline-result"):
+        p.add_argument(hidden, type=Path, help=argparse.SUPPRESS)
+    groups = {
+        "distributed": p.add_argument_group("data-parallel run (torch.distributed, torchrun)")
+    }
     for option in OPTIONS:
+        group = groups.get(option.group, p)
         if option.kind == "flag":
-            p.add_argument(option.flag, action="store_true", help=help_text(option))
+            group.add_argument(option.flag, action="store_true", help=help_text(option))
         else:
-            p.add_argument(
+            group.add_argument(
                 option.flag,
                 type=KINDS[option.kind],
                 default=option.default,
@@ -67,6 +75,20 @@ def configs_from(args: argparse.Namespace, devices: Sequence[str]) -> list[Bench
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    values = {option.dest: getattr(args, option.dest) for option in OPTIONS}
+    if args.ddp_worker:  # one rank of a data-parallel run, started by torchrun
+        from .ddp import worker_main
+
+        return worker_main(
+            values,
+            report_to=args.report_to,
+            baseline_path=args.baseline_result,
+            error_dir=args.error_dir,
+        )
+    if args.nproc_per_node is not None:
+        from .launch import launch_main
+
+        return launch_main(values)
     try:
         # Validate what needs no torch first, so bad flags fail fast.
         configs_from(args, ["cpu"])
@@ -90,30 +112,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before any epoch started: nothing to save
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _print_summary([o.result for o in outcomes], [o.json_path for o in outcomes], args.json)
+    print_summary([o.result for o in outcomes], [o.json_path for o in outcomes], args.json)
     return EXIT_INTERRUPTED if any(o.interrupted for o in outcomes) else 0
-
-
-def _print_summary(results: list[dict[str, Any]], paths: list[Path], as_json: bool) -> None:
-    if as_json:
-        doc = [
-            {"path": str(path), "run_id": r["run_id"], "complete": r["complete"], **r["summary"]}
-            for r, path in zip(results, paths, strict=True)
-        ]
-        print(json.dumps(doc, indent=2))
-        return
-    print(
-        f"{'device':<10} {'loop':<11} {'batch':>5} {'s/epoch':>9} {'samples/s':>11} "
-        f"{'train acc':>9} {'test acc':>8}  result"
-    )
-    for r, path in zip(results, paths, strict=True):
-        s = r["summary"]
-        spe = f"{s['seconds_per_epoch']:.3f}" if s["seconds_per_epoch"] else "-"
-        sps = f"{s['samples_per_second']:,.0f}" if s["samples_per_second"] else "-"
-        train = f"{s['train_accuracy']:.4f}" if s["train_accuracy"] is not None else "-"
-        test = f"{s['test_accuracy']:.4f}" if s["test_accuracy"] is not None else "-"
-        flag = "" if r["complete"] else " (incomplete)"
-        print(
-            f"{r['config']['device']:<10} {r['config']['loop']:<11} {r['config']['batch_size']:>5} "
-            f"{spe:>9} {sps:>11} {train:>9} {test:>8}  {path}{flag}"
-        )

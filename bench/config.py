@@ -58,6 +58,8 @@ class BenchConfig:
     results_dir: Path = Path("results")
     label: str | None = None  # the machine's name in reports; default: the host name
     lock_hash: str | None = None  # the environment's lock hash, when setup-tool knows it
+    data_parallel: bool = False  # DistributedDataParallel under torchrun (--nproc-per-node)
+    world_size: int = 1  # processes in the data-parallel run; batch_size is split among them
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,8 +88,12 @@ def configs_for(values: Mapping[str, object], devices: Sequence[str]) -> list[Be
     """One validated config per device and loop, from option values ({option dest: value},
     as ``bench.options`` names them; None: not given)."""
     settable = {f.name for f in fields(BenchConfig)} - {"loop", "device"}
-    given = {key: value for key, value in values.items() if key in settable}
+    given: dict[str, object] = {k: v for k, v in values.items() if k in settable}
     loop = str(values.get("loop") or "seed")
+    check_no_distributed_options(values)
+    if values.get("nproc_per_node") is not None:
+        given.update(data_parallel=True, world_size=check_data_parallel(values))
+        loop = str(values.get("loop") or "fast")
     return [
         make_config(name, device=device, **given) for device in devices for name in loops_for(loop)
     ]
@@ -107,6 +113,62 @@ def make_config(loop: str, **given: Any) -> BenchConfig:
         limit = min(TEST_SAMPLES, max(SHORT_RUN_MIN_TEST, trained))
         config = replace(config, test_limit=limit, test_limit_auto=True)
     return config
+
+
+DATA_PARALLEL_LOOPS = ("fast", "throughput")
+DATA_PARALLEL_DEVICES = ("auto", "cpu", "cuda")
+DISTRIBUTED_ONLY = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_backend", "rdzv_id")
+
+
+def check_data_parallel(values: Mapping[str, object]) -> int:
+    """Refuse a data-parallel request that cannot run (before torchrun or CUDA starts);
+    return the world size (processes per machine x machines)."""
+    nproc, nnodes = _count(values, "nproc_per_node", 1), _count(values, "nnodes", 1)
+    node_rank = values.get("node_rank")
+    if isinstance(node_rank, int) and not 0 <= node_rank < nnodes:
+        raise BenchUsageError(f"--node-rank {node_rank} is not between 0 and {nnodes - 1}")
+    if values.get("rdzv_backend") == "static" and nnodes > 1 and node_rank is None:
+        raise BenchUsageError(
+            "--rdzv-backend static needs --node-rank on every machine",
+            "give each machine its rank, or use --rdzv-backend c10d (ranks are assigned)",
+        )
+    if nnodes > 1 and not values.get("rdzv_endpoint"):
+        raise BenchUsageError(
+            f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT (the first machine's)",
+            "every machine runs the same command with the same --rdzv-endpoint and --rdzv-id",
+        )
+    device = str(values.get("device") or "auto")
+    if device not in DATA_PARALLEL_DEVICES:
+        raise BenchUsageError(
+            f"--nproc-per-node runs on --device auto, cpu or cuda, not {device!r}",
+            "each process takes the GPU of its local rank (cuda:LOCAL_RANK) or the CPU",
+        )
+    loop = values.get("loop")
+    if loop is not None and loop not in DATA_PARALLEL_LOOPS:
+        raise BenchUsageError(
+            f"--nproc-per-node runs the fast or throughput loop, not --loop {loop}",
+            "the seed loop stays the single-process experiment it reproduces",
+        )
+    return nproc * nnodes
+
+
+def _count(values: Mapping[str, object], key: str, default: int) -> int:
+    value = values.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or value < 1:
+        raise BenchUsageError(f"--{key.replace('_', '-')} must be a positive integer, not {value}")
+    return value
+
+
+def check_no_distributed_options(values: Mapping[str, object]) -> None:
+    """torchrun's options mean nothing without --nproc-per-node: say so instead of ignoring."""
+    if values.get("nproc_per_node") is not None:
+        return
+    for key in (*DISTRIBUTED_ONLY, "no_baseline"):
+        if values.get(key) not in (None, False):
+            flag = "--" + key.replace("_", "-")
+            raise BenchUsageError(f"{flag} needs --nproc-per-node", "add --nproc-per-node N")
 
 
 def validate(config: BenchConfig) -> None:
@@ -137,3 +199,21 @@ def validate(config: BenchConfig) -> None:
             raise BenchUsageError(
                 f"unknown {flag} {choice!r}", f"choose one of: {', '.join(allowed)}"
             )
+    if config.data_parallel:
+        _validate_data_parallel(config)
+
+
+def _validate_data_parallel(config: BenchConfig) -> None:
+    if config.capture not in ("auto", "none"):
+        raise BenchUsageError(
+            f"--capture {config.capture} does not apply to a data-parallel run",
+            "data-parallel steps run uncaptured (--capture none): the all-reduce is timed "
+            "between eager steps",
+        )
+    if config.batch_size % config.world_size:
+        raise BenchUsageError(
+            f"--batch-size {config.batch_size} does not split evenly across "
+            f"{config.world_size} processes",
+            f"give a multiple of {config.world_size}, e.g. --batch-size "
+            f"{max(1, config.batch_size // config.world_size) * config.world_size}",
+        )

@@ -72,8 +72,8 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         "seed: the faithful 2022 loop; fast: the same training, overhead removed; "
         "throughput: large batch, bf16, compiled; all: each in turn.",
-        default="seed",
         choices=(*LOOPS, "all"),
+        shown_default="seed (fast with --nproc-per-node)",
     ),
     Option("--epochs", "int", "Epochs to time (20 = the seed's).", default=1),
     Option(
@@ -142,6 +142,58 @@ OPTIONS: tuple[Option, ...] = (
         group="output",
     ),
     Option("--json", "flag", "Print the runs' summaries as JSON on stdout.", group="output"),
+    Option(
+        "--nproc-per-node",
+        "int",
+        "Data-parallel run (DistributedDataParallel, fast or throughput loop): N processes on "
+        "this machine, one per GPU with NCCL or N CPU processes with gloo, started by torchrun; "
+        "the batch is split across all processes, and a 1-process run comes first for the "
+        "scaling efficiency.",
+        shown_default="1 process, no torch.distributed",
+        group="distributed",
+    ),
+    Option(
+        "--nnodes",
+        "int",
+        "torchrun: how many machines take part (each runs this same command).",
+        shown_default="1",
+        group="distributed",
+    ),
+    Option(
+        "--node-rank",
+        "int",
+        "torchrun: this machine's rank, 0 to nnodes-1 (needed with --rdzv-backend static).",
+        group="distributed",
+    ),
+    Option(
+        "--rdzv-endpoint",
+        "str",
+        "torchrun: HOST:PORT of the rendezvous, on the first machine (several machines).",
+        shown_default="a free port on 127.0.0.1",
+        group="distributed",
+    ),
+    Option(
+        "--rdzv-backend",
+        "str",
+        "torchrun: rendezvous backend.",
+        choices=("c10d", "static"),
+        shown_default="c10d",
+        group="distributed",
+    ),
+    Option(
+        "--rdzv-id",
+        "str",
+        "torchrun: a job id, the same on every machine.",
+        shown_default="setup-tool-bench",
+        group="distributed",
+    ),
+    Option(
+        "--no-baseline",
+        "flag",
+        "Data-parallel run: skip the 1-process run that the scaling efficiency is measured "
+        "against.",
+        group="distributed",
+    ),
 )
 
 BY_DEST = {option.dest: option for option in OPTIONS}

@@ -91,6 +91,17 @@ EPOCH_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
 )
 
 
+DISTRIBUTED_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("world_size", _int, "an integer"),
+    ("backend", _text, "a string"),
+    ("samples_per_second_total", _positive, "a positive number"),
+)
+SCALING_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("baseline_samples_per_second", _positive, "a positive number"),
+    ("efficiency", _number, "a number"),
+)
+
+
 def _lookup(data: dict[str, Any], path: str) -> tuple[bool, object]:
     value: object = data
     for key in path.split("."):
@@ -114,10 +125,34 @@ def result_problem(data: dict[str, Any]) -> str | None:
     for index, epoch in enumerate(epochs):
         if not isinstance(epoch, dict):
             return f"epochs[{index}] is not an object"
-        for key, check, expected in EPOCH_FIELDS:
-            if not check(epoch.get(key)):
-                return f"epochs[{index}].{key} is {json.dumps(epoch.get(key))}, not {expected}"
+        problem = _fields_problem(epoch, EPOCH_FIELDS, f"epochs[{index}]")
+        if problem:
+            return problem
+    return _distributed_problem(data.get("distributed"))
+
+
+def _fields_problem(
+    data: dict[str, Any], checks: tuple[tuple[str, Callable[[object], bool], str], ...], where: str
+) -> str | None:
+    for key, check, expected in checks:
+        if not check(data.get(key)):
+            return f"{where}.{key} is {json.dumps(data.get(key))}, not {expected}"
     return None
+
+
+def _distributed_problem(dist: object) -> str | None:
+    """``distributed`` is null (one process; absent in older files) or a data-parallel run."""
+    if dist is None:
+        return None
+    if not isinstance(dist, dict):
+        return "distributed is not an object"
+    problem = _fields_problem(dist, DISTRIBUTED_FIELDS, "distributed")
+    scaling = dist.get("scaling")
+    if problem or scaling is None:
+        return problem
+    if not isinstance(scaling, dict):
+        return "distributed.scaling is not an object"
+    return _fields_problem(scaling, SCALING_FIELDS, "distributed.scaling")
 
 
 def load_results(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -157,9 +192,11 @@ def run_label(result: dict[str, Any]) -> str:
     device = result["device"]
     name = device.get("name") or device["type"]
     config = result["config"]
+    world = _world_size(result)
+    processes = f" ×{world}" if world else ""
     return (
-        f"{result['machine']['label']} · {name} ({config['device']}) · {config['loop']} "
-        f"b{config['batch_size']}"
+        f"{result['machine']['label']} · {name} ({config['device']}) · {config['loop']}"
+        f"{processes} b{config['batch_size']}"
     )
 
 
@@ -236,6 +273,7 @@ class Row:
     complete: bool
     partial_epochs: bool  # cut short by --max-steps: seconds_per_epoch is an estimate
     path: str
+    processes: int | None = None  # a data-parallel run's world size; None: one process
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -266,7 +304,13 @@ def _row(r: dict[str, Any], label: str, slowest: float) -> Row:
         complete=bool(r.get("complete")),
         partial_epochs=partial_note(r) is not None,
         path=str(r.get("_path", "")),
+        processes=_world_size(r),
     )
+
+
+def _world_size(result: dict[str, Any]) -> int | None:
+    dist = result.get("distributed")
+    return int(dist["world_size"]) if isinstance(dist, dict) else None
 
 
 # Plots. -------------------------------------------------------------------------------------
@@ -389,3 +433,91 @@ def plot_seconds_per_epoch(results: list[dict[str, Any]], path: Path) -> Plotted
     fig, bars = seconds_per_epoch_figure(results)
     _save(fig, path)
     return Plotted(path, {label: [seconds] for label, seconds, _ in bars})
+
+
+# Data-parallel runs: the scaling table and plot. ------------------------------------------
+@dataclass(frozen=True)
+class ScalingRow:
+    label: str
+    backend: str
+    processes: int
+    global_batch_size: int
+    samples_per_second: float  # all processes together
+    samples_per_second_per_rank: float  # their mean
+    baseline_samples_per_second: float | None  # the 1-process run of the same launch
+    ideal_samples_per_second: float | None  # processes x the baseline
+    efficiency: float | None  # measured / ideal
+    allreduce_wait_fraction: float | None  # of a step: the all-reduce the backward did not hide
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def scaling(results: list[dict[str, Any]]) -> list[ScalingRow]:
+    """One row per data-parallel run (1-process baselines included), by label then size."""
+    rows = []
+    for r, label in zip(results, run_labels(results), strict=True):
+        dist = r.get("distributed")
+        if not isinstance(dist, dict):
+            continue
+        per_rank = dist.get("samples_per_second_per_rank") or [dist["samples_per_second_total"]]
+        baseline = dist.get("scaling") or {}
+        split = dist.get("time_split") or {}
+        rows.append(
+            ScalingRow(
+                label=label,
+                backend=dist["backend"],
+                processes=dist["world_size"],
+                global_batch_size=r["config"]["batch_size"],
+                samples_per_second=dist["samples_per_second_total"],
+                samples_per_second_per_rank=sum(per_rank) / len(per_rank),
+                baseline_samples_per_second=baseline.get("baseline_samples_per_second"),
+                ideal_samples_per_second=baseline.get("ideal_samples_per_second"),
+                efficiency=baseline.get("efficiency"),
+                allreduce_wait_fraction=split.get("allreduce_wait_fraction"),
+                path=str(r.get("_path", "")),
+            )
+        )
+    return sorted(rows, key=lambda row: (row.label, row.processes))
+
+
+def scaling_figure(results: list[dict[str, Any]]) -> tuple[Any, dict[str, list[float]]] | None:
+    """samples/s against processes for each data-parallel run and its 1-process baseline,
+    with ideal scaling (processes x the baseline) dashed; None without such a run."""
+    measured = [row for row in scaling(results) if row.baseline_samples_per_second]
+    if not measured:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[str, list[float]] = {}
+    most = max(row.processes for row in measured)
+    for row in measured:
+        one = row.baseline_samples_per_second or 0.0
+        (line,) = ax.plot([1, row.processes], [one, row.samples_per_second], marker="o")
+        ax.plot(
+            [1, row.processes], [one, one * row.processes], linestyle="--", color=line.get_color()
+        )
+        name = f"{row.label} ({row.backend}, {row.efficiency:.0%} of ideal)"
+        line.set_label(name)
+        series[name] = [one, row.samples_per_second]
+        series[f"{name}: ideal"] = [one, one * row.processes]
+    ax.plot([], [], linestyle="--", color="gray", label="ideal: processes x the 1-process run")
+    ax.set_xticks(sorted({1, *(row.processes for row in measured)}))
+    ax.set_xlim(0.5, most + 0.5)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("processes (data-parallel ranks)")
+    ax.set_ylabel("samples/s, all processes together")
+    ax.set_title("MNIST CNN data-parallel scaling")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return fig, series
+
+
+def plot_scaling(results: list[dict[str, Any]], path: Path) -> Plotted | None:
+    drawn = scaling_figure(results)
+    if drawn is None:
+        return None
+    fig, series = drawn
+    _save(fig, path)
+    return Plotted(path, series)

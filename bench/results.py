@@ -1,7 +1,7 @@
 """The result of one run on disk: a versioned JSON document and the seed's ``.txt``.
 
 ``<results>/<run id>.json`` holds the configuration, the facts of the machine, torch and the
-device, the warm-up, one record per finished epoch and a summary; README.md documents every
+device, the warm-up, one record per finished epoch and a summary; docs/bench.md documents every
 field ("Results JSON"). ``<run id>.txt`` holds one epoch time in seconds per line, as the seed
 saved them. Files are written to a temporary name and renamed, so a reader never sees half a
 file. A run stopped by Ctrl-C is written with ``complete: false`` and the epochs it finished.
@@ -173,27 +173,15 @@ def build_result(
     peak_device_memory: int | None,
     machine: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     machine = machine or machine_facts(config.label)
-    seconds = [e.seconds for e in epochs]
-    samples = sum(e.samples for e in epochs)
     complete = not interrupted and error is None and len(epochs) == config.epochs
-    summary = {
-        "epochs_completed": len(epochs),
-        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-        "seconds_per_epoch_median": sorted(seconds)[len(seconds) // 2] if seconds else None,
-        "samples_per_second": samples / sum(seconds) if seconds else None,
-        "train_loss": epochs[-1].loss if epochs else None,
-        "train_accuracy": epochs[-1].accuracy if epochs else None,
-        "test_accuracy": test[0] if test else None,
-        "test_samples": test[1] if test else None,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "peak_device_memory_bytes": peak_device_memory,
-    }
+    kind = f"{config.loop}-x{config.world_size}" if config.data_parallel else config.loop
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "run_id": run_id(started, machine, device_slug(config.device), config.loop),
+        "run_id": run_id(started, machine, device_slug(config.device), kind),
         "complete": complete,
         "interrupted": interrupted,
         "started_at": started.isoformat(timespec="seconds"),
@@ -206,17 +194,40 @@ def build_result(
         "device": device,
         "environment": {"lock_hash": config.lock_hash, "prefix": sys.prefix},
         "source": git_facts(),
-        "warmup": None
-        if warmup is None
-        else {
-            "steps": warmup.steps,
-            "seconds": warmup.seconds,
-            "first_step_seconds": warmup.first_step_seconds,
-            "capture_seconds": warmup.capture_seconds,
-        },
+        "warmup": None if warmup is None else warmup_record(warmup),
         "epochs": [epoch_record(e) for e in epochs],
-        "summary": summary,
+        "summary": summary_record(epochs, test, peak_device_memory),
         "error": error,
+        "distributed": None,
+        **(extra or {}),
+    }
+
+
+def warmup_record(warmup: WarmupStats) -> dict[str, Any]:
+    return {
+        "steps": warmup.steps,
+        "seconds": warmup.seconds,
+        "first_step_seconds": warmup.first_step_seconds,
+        "capture_seconds": warmup.capture_seconds,
+    }
+
+
+def summary_record(
+    epochs: list[EpochStats], test: tuple[float, int] | None, peak_device_memory: int | None
+) -> dict[str, Any]:
+    seconds = [e.seconds for e in epochs]
+    samples = sum(e.samples for e in epochs)
+    return {
+        "epochs_completed": len(epochs),
+        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+        "seconds_per_epoch_median": sorted(seconds)[len(seconds) // 2] if seconds else None,
+        "samples_per_second": samples / sum(seconds) if seconds else None,
+        "train_loss": epochs[-1].loss if epochs else None,
+        "train_accuracy": epochs[-1].accuracy if epochs else None,
+        "test_accuracy": test[0] if test else None,
+        "test_samples": test[1] if test else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_device_memory_bytes": peak_device_memory,
     }
 
 

@@ -10,6 +10,7 @@ raised as one ``RunFailed`` line that names the loop, the device and the step.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from .config import BenchConfig
 from .devices import device_facts, peak_memory_bytes
 from .errors import BenchError
-from .loops import EpochStats, WarmupStats, make_trainer
+from .loops import EpochStats, Trainer, WarmupStats, make_trainer
 from .progress import Reporter
 from .results import build_result, write_result
 
@@ -48,6 +49,7 @@ class RunState:
     test: tuple[float, int] | None = None
     interrupted: bool = False
     error: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the trainer's own result keys
 
     @property
     def where(self) -> str:
@@ -79,15 +81,22 @@ class _Tracking(Reporter):
         self.inner.close()
 
 
+TrainerFactory = Callable[[BenchConfig, torch.device, dict[str, Path]], Trainer]
+
+
 def run_one(
     config: BenchConfig,
     files: dict[str, Path],
     progress: Reporter,
     *,
     requested_device: str,
-) -> Outcome:
+    make: TrainerFactory = make_trainer,
+    write: bool = True,
+) -> Outcome | None:
     """One loop on one device. Ctrl-C and a failing step (a CUDA error, running out of
-    memory) both save the epochs finished so far; a failure then raises ``RunFailed``."""
+    memory) both save the epochs finished so far; a failure then raises ``RunFailed``.
+    ``make`` builds the trainer (a data-parallel one in ``bench.ddp``); ``write=False``
+    (ranks other than 0) measures without writing a result, and returns None."""
     device = torch.device(config.device)
     facts = device_facts(device)
     started = datetime.now(timezone.utc)
@@ -95,7 +104,11 @@ def run_one(
         torch.cuda.reset_peak_memory_stats(device)
     progress.info(_start_line(config, facts))
     state = RunState()
-    _train(config, device, files, _Tracking(progress, state), state)
+    _train(config, device, files, make, _Tracking(progress, state), state)
+    if not write:
+        if state.error is not None:
+            raise RunFailed(config, state)
+        return None
     result = build_result(
         config=config,
         requested_device=requested_device,
@@ -108,6 +121,7 @@ def run_one(
         interrupted=state.interrupted,
         peak_device_memory=_peak_memory(device),
         error=state.error,
+        extra=state.extra,
     )
     json_path, txt_path = write_result(result, config.results_dir)
     if state.error is not None:
@@ -117,8 +131,12 @@ def run_one(
 
 
 def _start_line(config: BenchConfig, facts: dict[str, Any]) -> str:
+    batch = f"batch {config.batch_size}"
+    if config.data_parallel:
+        share = config.batch_size // config.world_size
+        batch += f" ({share} on each of {config.world_size} processes)"
     return (
-        f"==> {config.loop} loop on {config.device} ({facts['name']}), batch {config.batch_size}, "
+        f"==> {config.loop} loop on {config.device} ({facts['name']}), {batch}, "
         f"{config.epochs} epoch(s)"
         + (f" of at most {config.max_steps} steps" if config.max_steps else "")
     )
@@ -128,13 +146,14 @@ def _train(
     config: BenchConfig,
     device: torch.device,
     files: dict[str, Path],
+    make: TrainerFactory,
     progress: _Tracking,
     state: RunState,
 ) -> None:
     """Warm-up, epochs, evaluation, recording into ``state`` as they finish."""
     trainer = None
     try:
-        trainer = make_trainer(config, device, files)
+        trainer = make(config, device, files)
         trainer.apply_global_settings()
         state.details = trainer.details
         state.phase = "warm-up"
@@ -162,6 +181,7 @@ def _train(
         }
     finally:
         if trainer is not None:
+            state.extra = trainer.result_extras()
             trainer.close()
 
 
@@ -219,6 +239,7 @@ def run_all(
     outcomes = []
     for config in configs:
         outcome = run_one(config, files, progress, requested_device=requested_device)
+        assert outcome is not None  # written: run_one returns None only with write=False
         outcomes.append(outcome)
         progress.info(f"  saved {outcome.json_path} and {outcome.txt_path.name}")
         if outcome.interrupted:

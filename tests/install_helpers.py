@@ -207,10 +207,22 @@ def run_install(
 # --- A channel served slowly ---------------------------------------------------------------------
 
 
+GATE_TIMEOUT_S = 300.0  # a held download is let go by then even if the test forgot to
+
+
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class SlowServer:
     """``url`` serves a channel; package files go out in ``chunk``-byte pieces every ``delay``
-    seconds. ``started`` is set when the first package download has sent bytes."""
+    seconds. ``started`` is set when the first package download has sent bytes. While
+    ``gate`` is cleared, a throttled download stops after its first piece and waits for it
+    (at most ``GATE_TIMEOUT_S``): a test holds an install mid-download for as long as it needs,
+    whatever the machine's load."""
 
     url: str
     delay: float
@@ -220,6 +232,7 @@ class SlowServer:
     started: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
     sent: dict[str, int] = field(default_factory=dict)  # bytes of each throttled file sent
+    gate: threading.Event = field(default_factory=_open_gate)
 
 
 def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandler]:
@@ -242,6 +255,7 @@ def _slow_handler(server: SlowServer) -> type[http.server.SimpleHTTPRequestHandl
                     sent += len(data)
                     server.sent[self.path] = sent
                     server.started.set()
+                    server.gate.wait(GATE_TIMEOUT_S)
                     time.sleep(server.delay)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client was killed: what some tests do on purpose

@@ -179,3 +179,15 @@ def test_building_a_trainer_changes_no_global_setting(files: dict[str, Path]) ->
     assert torch.backends.cuda.matmul.allow_tf32 is True
     trainer.close()
     assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+def test_a_data_parallel_run_is_never_captured() -> None:
+    from setup_tool_bench.loops.resident import capture_for
+
+    config = make_config("fast", data_parallel=True, world_size=2)
+    assert capture_for(config, torch.device("cuda")) == (
+        "none",
+        "data-parallel steps run uncaptured",
+    )
+    assert capture_for(config, CPU) == ("none", None)
+    assert capture_for(make_config("fast"), torch.device("cuda"))[0] == "compile-graph"

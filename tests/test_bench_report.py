@@ -9,7 +9,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Cli
@@ -129,15 +131,15 @@ def test_bench_argv_passes_the_options_through(tmp_path: Path) -> None:
         ({"warmup_steps": -1}, "--warmup-steps must be 0 or more"),
     ],
 )
-def test_bad_options_are_refused_before_anything_runs(values: dict, message: str) -> None:
+def test_bad_options_are_refused_before_anything_runs(values: dict[str, Any], message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         validate_options(values)
 
 
-def test_every_python_m_bench_option_is_a_setup_tool_bench_option(cli) -> None:  # type: ignore[no-untyped-def]
+def test_every_python_m_bench_option_is_a_setup_tool_bench_option(cli: Cli) -> None:
     import typer.main
 
-    from setup_tool.cli.app import app
+    from setup_tool.cli import app
     from setup_tool_bench.options import OPTIONS
 
     command = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]
@@ -218,11 +220,11 @@ def test_setup_tool_bench_runs_the_benchmark_in_a_subprocess(tmp_path: Path) -> 
 
 
 # Issue 10: report on malformed results, partial epochs, labels, axis text, legend, pipes. --
-def _example(name: str = "h200-fast.json") -> dict:  # type: ignore[type-arg]
+def _example(name: str = "h200-fast.json") -> dict[str, Any]:
     return json.loads((EXAMPLES / name).read_text())
 
 
-def _write(directory: Path, name: str, data: dict) -> Path:  # type: ignore[type-arg]
+def _write(directory: Path, name: str, data: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_text(json.dumps(data))
@@ -242,7 +244,9 @@ def _write(directory: Path, name: str, data: dict) -> Path:  # type: ignore[type
     ],
     ids=["no-summary", "string-seconds", "null-batch", "null-epoch-seconds"],
 )
-def test_a_malformed_result_is_skipped_with_its_reason(cli, tmp_path: Path, damage, reason) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_result_is_skipped_with_its_reason(
+    cli: Cli, tmp_path: Path, damage: Callable[[dict[str, Any]], object], reason: str
+) -> None:
     good = _write(tmp_path / "res", "good.json", _example())
     bad_data = _example()
     damage(bad_data)
@@ -256,7 +260,7 @@ def test_a_malformed_result_is_skipped_with_its_reason(cli, tmp_path: Path, dama
     assert "error: no benchmark results" in only_bad.output
 
 
-def test_piped_report_prints_the_table_at_full_width(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_piped_report_prints_the_table_at_full_width(cli: Cli, tmp_path: Path) -> None:
     data = _example()
     data["machine"]["label"] = "a-machine-name-much-longer-than-any-eighty-column-table-allows"
     path = _write(tmp_path, "long.json", data)
@@ -266,7 +270,7 @@ def test_piped_report_prints_the_table_at_full_width(cli, tmp_path: Path) -> Non
     assert "…" not in result.stdout
 
 
-def _partial_fast_run() -> dict:  # type: ignore[type-arg]
+def _partial_fast_run() -> dict[str, Any]:
     """The H200 fast example, as if run with --max-steps 50."""
     data = _example()
     epoch = data["epochs"][0]
@@ -337,7 +341,7 @@ def test_the_legend_covers_no_data() -> None:
     assert not legend.overlaps(ax.get_window_extent())
 
 
-def test_bench_with_a_file_that_is_not_a_program_says_so(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bench_with_a_file_that_is_not_a_program_says_so(cli: Cli, tmp_path: Path) -> None:
     result = cli("bench", "--python", "/etc/passwd", "--results-dir", str(tmp_path))
     assert result.exit_code == 2
     assert "error: /etc/passwd cannot run as Python: Permission denied" in result.output

@@ -60,3 +60,15 @@ def test_a_command_that_printed_its_document_gets_no_second_one(cli, monkeypatch
     result = cli("detect", "--json")
     assert result.exit_code == 3
     assert _one_document(result.stdout)["target"]["variant"] == "unsupported"
+
+
+def test_install_documents_carry_their_schema_version(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every ``install --json`` document says its schema version, as detect's and doctor's do
+    and as the refusals do; a plan with nothing to download counts 0 bytes, not unknown."""
+    args = ["install", "--json", "--lockfile", str(cpu_lock), "--prefix", str(tmp_path / "env")]
+    documents = [_one_document(cli.ok(*args, *extra).stdout) for extra in (["--dry-run"], [], [])]
+    assert [d["status"] for d in documents] == ["dry-run", "installed", "up-to-date"]
+    assert [d["schema_version"] for d in documents] == [1, 1, 1]
+    up_to_date = documents[2]["plan"]["download"]
+    assert (up_to_date["packages"], up_to_date["bytes"]) == (0, 0)
+    assert documents[2]["plan"]["pip"]["download"]["bytes"] == 0

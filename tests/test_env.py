@@ -1,4 +1,9 @@
-"""``setup-tool env`` against the local channel: detect → lock if needed → install → doctor."""
+"""``setup-tool env`` against the stand-in channel (fast): detect → lock if needed → install.
+
+Its torch is a stub, so the doctor's happy path is tested for real in ``tests/test_e2e.py``
+(a real interpreter and the real torch CPU wheel); here the stub's failing check shows how env
+reports a doctor that fails.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +38,11 @@ def test_env_locks_installs_and_is_a_no_op_the_second_time(
     assert "install: .envs/cpu is up to date" in second.stderr
 
 
-def test_env_runs_the_doctor_on_the_installed_environment(
+def test_a_failing_doctor_prints_its_report_and_sets_envs_exit_code(
     cli: Cli, env_project: Path, channel_url: str
 ) -> None:
-    """The test channel's torch is a stub module, so the placement check must fail (exit 6)
-    and say so: proof that the doctor really ran inside the new environment."""
+    """The stand-in torch fails the placement check: env shows the doctor's report for the
+    installed environment and exits 6 (the passing case: tests/test_e2e.py)."""
     result = cli("env", "--channel", channel_url)
     assert result.exit_code == 6, result.output
     assert str(env_project / ".envs/cpu/bin/python") in result.stdout
@@ -67,3 +72,28 @@ def test_env_for_cuda_without_a_driver_names_only_the_locks_cuda(
     assert "error:" in result.stderr and "cuda-version 12.9" in result.stderr
     assert not re.search(r"CUDA 13|cuda-version 13|cuda130", result.output), result.output
     assert not (env_project / ".envs/cuda").exists()
+
+
+def test_env_shows_what_install_warns_about(cli: Cli, env_project: Path, channel_url: str) -> None:
+    """Install's warnings (here: a lock entry with only an md5) reach env's output too."""
+    cli.ok("env", "--channel", channel_url, "--no-doctor")
+    lockfile = env_project / "envs/locks/cpu.conda-lock.yml"
+    text = lockfile.read_text()
+    first_sha256 = re.search(r"\n    sha256: [0-9a-f]{64}", text)
+    assert first_sha256 is not None
+    lockfile.write_text(text[: first_sha256.start()] + text[first_sha256.end() :])
+    result = cli.ok("env", "--no-doctor")
+    assert "warning: 1 package(s) are verified by md5 only" in result.stderr, result.stderr
+
+
+def test_env_says_a_cuda_minor_version_warning_once(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
+    """detect and install's machine check both see the 12.4 driver under a 12.9 build: once."""
+    result = cli.ok(
+        "env", "--variant", "cuda", "--channel", channel_url, "--no-doctor",
+        env={"CONDA_OVERRIDE_CUDA": "12.4"},
+    )  # fmt: skip
+    lines = result.stderr.splitlines()
+    warnings = [line for line in lines if line.startswith("warning:") and "minor-version" in line]
+    assert len(warnings) == 1, result.stderr

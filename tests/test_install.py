@@ -62,12 +62,14 @@ def test_conda_meta_records_the_lock_url_not_the_cache(cli: Cli, project: Projec
 def test_upgrade_after_relock(
     cli: Cli, project: Project, local_channel: LocalChannel, tmp_path: Path
 ) -> None:
+    channel = local_channel.copy_to(tmp_path / "channel-v2")
+    project.relock(channel.url)
     cli.ok("install", env=project.env)
     assert installed_numpy(project.prefix) == "2.3.5"
 
-    newer = local_channel.copy_to(tmp_path / "channel-v2")
-    newer.add(newer_numpy(newer))
-    project.relock(newer.url)
+    # A release added to the same channel: only its file is new (fetched and hashed).
+    channel.add(newer_numpy(channel))
+    project.relock(channel.url)
     plan = json.loads(cli.ok("install", "--dry-run", "--json", env=project.env).stdout)
     assert [c["name"] for c in plan["plan"]["change"]] == ["numpy"]
     assert plan["plan"]["add"] == [] and plan["plan"]["remove"] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,18 +131,49 @@ def test_sigkill_in_the_middle_of_a_download(
 
 
 def test_two_concurrent_installs_take_turns(tmp_path: Path, local_channel: LocalChannel) -> None:
-    with serve_slowly(local_channel.root, delay=0.5, only="pytorch-2.13.0") as server:
+    """The first install holds the prefix lock while its pytorch download is held by the
+    server until the second install is seen waiting: no start-up time on a loaded machine can
+    let the first finish before the second arrives."""
+    with serve_slowly(local_channel.root, delay=0, only="pytorch-2.13.0") as server:
+        server.gate.clear()
         project = make_project(tmp_path, server.url)
         first = run_install_process(project)
-        wait_for((project.root / ".envs/.cpu.lock").exists)
-        second = run_install_process(project)
-        out_first = first.communicate(timeout=120)
-        out_second = second.communicate(timeout=120)
+        children = [first]
+        said: list[str] = []
+        try:
+            wait_for(server.started.is_set, timeout=60, what="the first install's download")
+            second = run_install_process(project)
+            children.append(second)
+            assert second.stderr is not None
+            reader = threading.Thread(
+                target=lambda: said.extend(iter(second.stderr.readline, "")), daemon=True
+            )
+            reader.start()
+            # Generous: a second process's start-up took over a minute under a heavy load; the
+            # failure this catches is a second install that never waits (or hangs).
+            try:
+                wait_for(
+                    lambda: any("waiting for another install" in line for line in said),
+                    timeout=240,
+                    what="the second install waiting",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; it said: {said}") from None
+            server.gate.set()  # now let the first one finish
+            out_first = first.communicate(timeout=120)
+            second.wait(timeout=120)
+            reader.join(timeout=10)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.communicate()
+    out_second = "".join(said)
     assert first.returncode == 0, out_first[1]
-    assert second.returncode == 0, out_second[1]
+    assert second.returncode == 0, out_second
     assert "installed 9 packages" in out_first[1]
-    assert "waiting for another install" in out_second[1]
-    assert "is up to date" in out_second[1]
+    assert "waiting for another install" in out_second
+    assert "is up to date" in out_second
     assert installed_numpy(project.prefix) == "2.3.5"
     assert leftovers(project.prefix) == []
 

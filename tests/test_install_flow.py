@@ -211,7 +211,10 @@ def test_relative_cache_and_prefix(
     result = cli.ok("install", "--lockfile", str(cpu_lock), "--prefix", "env", "--json")
     assert json.loads(result.stdout)["prefix"] == str(tmp_path / "env")
     assert_env_matches(tmp_path / "env", cpu_lock)
-    assert len(list((tmp_path / "cache" / "archives").iterdir())) == 9
+    # The cache is where the relative path says: py-rattler's extracted packages and the
+    # stamps of the 9 file:// archives, hashed in place (not copied: they are local).
+    assert len(list((tmp_path / "cache" / "stamps" / "files").iterdir())) == 9
+    assert len([p for p in (tmp_path / "cache" / "rattler").iterdir() if p.is_dir()]) == 9
 
 
 def test_progress_bars_on_a_terminal(cpu_lock: Path, tmp_path: Path) -> None:
@@ -220,10 +223,11 @@ def test_progress_bars_on_a_terminal(cpu_lock: Path, tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from setup_tool.cli.install import RichInstallProgress, install_request
+    from setup_tool.cli.install import RichInstallProgress
+    from setup_tool.cli.terminal import Terminal
     from setup_tool.detect import detect
     from setup_tool.install import install
-    from setup_tool.terminal import Terminal
+    from setup_tool.install.request import install_request
 
     screen = io.StringIO()
     terminal = Terminal(stderr=Console(file=screen, force_terminal=True, width=100))

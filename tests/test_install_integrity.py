@@ -42,14 +42,19 @@ def test_tampered_package_is_refused_and_the_old_environment_kept(
         assert result.exit_code == 7, result.output
         assert "numpy 2.4.0" in result.stderr
         assert "nothing was installed" in result.stderr
+        assert "`setup-tool lock --variant cpu`" in result.stderr  # the project's own lock
         assert installed_numpy(project.prefix) == "2.3.5"
         assert leftovers(project.prefix) == []
         archives = project.cache / "archives"
         assert not (archives / new.sha256).exists() or not any((archives / new.sha256).iterdir())
 
 
-def test_tampered_cache_entry_is_fetched_again(cli: Cli, tmp_path: Path, channel_url: str) -> None:
-    project = make_project(tmp_path, channel_url)
+def test_tampered_cache_entry_is_fetched_again(
+    cli: Cli, tmp_path: Path, http_channel_url: str
+) -> None:
+    """Downloads are cached (file:// packages are hashed in place instead): a cached archive
+    changed by hand fails its stamp, is hashed, and is downloaded again."""
+    project = make_project(tmp_path, http_channel_url)
     cli.ok("install", env=project.env)
     cached = next((project.cache / "archives").glob("*/numpy-*"))
     cached.write_bytes(b"not the archive the lock names")

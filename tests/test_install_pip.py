@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from install_helpers import assert_no_leftovers, state
 from pip_support import SITE, build_demo, demo_lib, lock_with, run_env_python
-from wheels import build_wheel
+from wheels import WheelSpec, build_wheel
 
 from setup_tool.doctor.drift import check_drift
 from setup_tool.install.wheelinstall import install_wheels
@@ -180,3 +180,64 @@ def test_pip_list_and_pip_uninstall_work_after_the_move(tmp_path: Path) -> None:
     assert not (final / "bin/demo-tool").exists()
     assert not (site / "demo_tool").exists() and not (final / "share/demo-tool").exists()
     assert (site / "demo_lib").is_dir()
+
+
+def _venv_staging(tmp_path: Path) -> tuple[Path, Path]:
+    final, staging = tmp_path / "env", tmp_path / ".env.staging-1"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(final)], check=True)
+    final.rename(staging)
+    return final, staging
+
+
+def test_wheels_sharing_a_directory_install_side_by_side(tmp_path: Path) -> None:
+    """Like NVIDIA's nvidia-*-cu12 wheels, which all write under site-packages/nvidia/: eight
+    wheels installed by four threads at once, each complete, none clobbering another."""
+    from setup_tool.install.download import Fetched
+    from setup_tool.install.wheels import LockedWheel, PythonTarget
+
+    specs = [
+        WheelSpec(f"nsp-part{n}", "1.0", files=(
+            (f"nsp/part{n}/__init__.py", f"N = {n}\n"),
+            *((f"nsp/part{n}/lib/m{k}.py", "") for k in range(30)),
+        ))
+        for n in range(8)
+    ]  # fmt: skip
+    built = [build_wheel(tmp_path / "wheels", spec) for spec in specs]
+    final, staging = _venv_staging(tmp_path)
+    fetched = [
+        Fetched(LockedWheel(w.name, w.version, w.url, w.sha256, "linux-64"), w.path, cached=True)
+        for w in built
+    ]
+    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
+    install_wheels(
+        fetched, staging=staging, final_prefix=final, python=python, platform="linux-64",
+        workers=4,
+    )  # fmt: skip
+    site = staging / python.site_packages
+    for n in range(8):
+        assert len(list((site / f"nsp/part{n}/lib").iterdir())) == 30
+        record = (site / f"nsp_part{n}-1.0.dist-info/RECORD").read_text()
+        assert record.count(f"nsp/part{n}/") == 31
+
+
+def test_two_wheels_writing_one_file_is_an_error(tmp_path: Path) -> None:
+    from setup_tool.errors import SetupToolError
+    from setup_tool.install.download import Fetched
+    from setup_tool.install.wheels import LockedWheel, PythonTarget
+
+    built = [
+        build_wheel(tmp_path / "wheels", WheelSpec(name, "1.0", files=(("same/x.py", name),)))
+        for name in ("first", "second")
+    ]
+    final, staging = _venv_staging(tmp_path)
+    fetched = [
+        Fetched(LockedWheel(w.name, w.version, w.url, w.sha256, "linux-64"), w.path, cached=True)
+        for w in built
+    ]
+    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
+    with pytest.raises(
+        SetupToolError, match=r"would overwrite lib/python3\.\d+/site-packages/same/x\.py"
+    ):
+        install_wheels(
+            fetched, staging=staging, final_prefix=final, python=python, platform="linux-64"
+        )

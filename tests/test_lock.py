@@ -444,6 +444,37 @@ def test_channel_as_a_directory_path(project: Path, local_channel: Any) -> None:
     assert result.channels.urls == (local_channel.url,)
 
 
+@pytest.mark.parametrize(
+    ("channels", "environ", "source"),
+    [
+        ([""], {}, "--channel"),
+        (["  "], {}, "--channel"),
+        (None, {"SETUP_TOOL_CHANNEL": ","}, "SETUP_TOOL_CHANNEL"),
+    ],
+)
+def test_an_empty_channel_is_refused(
+    project: Path, channels: list[str] | None, environ: dict[str, str], source: str
+) -> None:
+    """Not taken for the current directory (``Path("")``), nor for no channel at all."""
+    with pytest.raises(UsageError, match=f"^{source}: ") as info:
+        lock_variant(project, Variant.cpu, channels=channels, environ=environ)
+    assert "empty" in info.value.message and info.value.hint
+    assert not lockfile_path(project, Variant.cpu).exists()
+
+
+@pytest.mark.parametrize(
+    ("index", "needle"),
+    [("", "empty"), ("https://user:secret@pypi.example/simple", "password")],
+)
+def test_a_bad_pip_index_is_refused_without_a_pip_section(
+    project: Path, channel_url: str, index: str, needle: str
+) -> None:
+    """--pip-index-url is checked even when no spec has a pip section to use it for."""
+    with pytest.raises(UsageError, match=needle):
+        lock_variant(project, Variant.cpu, channels=[channel_url], pip_indexes=[index])
+    assert not lockfile_path(project, Variant.cpu).exists()
+
+
 def test_closed_port_fails_naming_the_channel(project: Path, unreachable_channel_url: str) -> None:
     with pytest.raises(ChannelUnreachable) as info:
         lock_variant(project, Variant.cpu, channels=[unreachable_channel_url])

@@ -9,6 +9,7 @@ from the wheel while every test, run from the checkout, still passes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tomllib
 from setuptools import find_packages
@@ -16,7 +17,7 @@ from setuptools import find_packages
 ROOT = Path(__file__).parent.parent
 
 
-def _setuptools_config() -> dict:  # type: ignore[type-arg]
+def _setuptools_config() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 

@@ -7,6 +7,8 @@
                          same state as an unwarmed run
     train_epoch(n, p)    one timed epoch, reporting to progress ``p``
     evaluate(limit)      test-set accuracy (untimed)
+    result_extras()      keys the loop adds to the result (``distributed``: None unless
+                         data-parallel)
     close()              put back the flags apply_global_settings() changed
 
 ``seed`` is the 2022 experiment's loop kept as it was (``bench.loops.seed``); ``fast`` and
@@ -60,6 +62,7 @@ class Trainer(Protocol):
     def warm_up(self) -> WarmupStats: ...
     def train_epoch(self, epoch: int, progress: Progress) -> EpochStats: ...
     def evaluate(self, limit: int | None) -> tuple[float, int]: ...
+    def result_extras(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 

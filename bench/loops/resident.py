@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,14 @@ def resolve_capture(requested: str, loop: str, device: torch.device) -> tuple[st
     return requested, None
 
 
+def capture_for(config: BenchConfig, device: torch.device) -> tuple[str, str | None]:
+    """The capture mode of this run: a data-parallel run's steps run eagerly (its all-reduce
+    is timed between steps; ``bench.config`` refuses any other explicit mode for it)."""
+    if config.data_parallel:
+        return "none", "data-parallel steps run uncaptured" if device.type == "cuda" else None
+    return resolve_capture(config.capture, config.loop, device)
+
+
 def resolve_precision(requested: str, loop: str, device: torch.device) -> str:
     if requested != "auto":
         return requested
@@ -105,18 +114,41 @@ class BackendSettings:
         return previous
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run: rank ``rank`` of ``world_size``."""
+
+    rank: int
+    world_size: int
+
+
 class ResidentTrainer:
     """The fast and throughput loops. Building one changes no global state: the
     ``torch.backends`` flags it wants are applied by ``apply_global_settings()`` and put back
-    by ``close()``."""
+    by ``close()``.
 
-    def __init__(self, config: BenchConfig, device: torch.device, files: dict[str, Path]) -> None:
+    In a data-parallel run (``bench.ddp``) each process builds one with its ``shard``: it
+    keeps only its slice of every global batch (rank r of W takes samples r*B/W to
+    (r+1)*B/W of each step's batch of B, so together the ranks see the same data in the same
+    order as one process), and ``wrap`` puts the model inside DistributedDataParallel.
+    """
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        device: torch.device,
+        files: dict[str, Path],
+        *,
+        shard: Shard | None = None,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
+    ) -> None:
         self.config, self.device = config, device
-        self.batch = config.batch_size
+        self.shard = shard or Shard(0, 1)
+        self.batch = config.batch_size // self.shard.world_size  # this process's part
         arrays = load_arrays(files)
         self._make_resident(arrays)
         self.test_images, self.test_labels = arrays.test_images, arrays.test_labels
-        self.capture, capture_note = resolve_capture(config.capture, config.loop, device)
+        self.capture, capture_note = capture_for(config, device)
         self.precision = resolve_precision(config.precision, config.loop, device)
         self.channels_last = (
             config.channels_last
@@ -131,6 +163,7 @@ class ResidentTrainer:
         )
         self._saved_backend: BackendSettings | None = None
         self._build_model()
+        self.network = wrap(self.model) if wrap is not None else self.model  # what trains
         optimizer_name = self._build_optimizer()
         self._compile()
         self.counter = torch.zeros((), dtype=torch.int64, device=device)
@@ -144,13 +177,15 @@ class ResidentTrainer:
         """The training set on the device, one row per step (uint8 steps x B x 1 x 28 x 28):
         a step's batch is one row, fetched by a device-side step counter, so a captured graph
         reads the next batch on each replay."""
-        self.full_steps = len(arrays.train_labels) // self.batch
+        batch = self.config.batch_size  # the global batch: every rank's parts together
+        self.full_steps = len(arrays.train_labels) // batch
         self.steps_per_epoch = min(self.full_steps, self.config.max_steps or self.full_steps)
-        used = self.full_steps * self.batch
-        images = arrays.train_images[:used].reshape(self.full_steps, self.batch, 1, 28, 28)
-        self.images = images.to(self.device)
-        labels = arrays.train_labels[:used].reshape(self.full_steps, self.batch)
-        self.labels = labels.to(self.device)
+        used = self.full_steps * batch
+        part = slice(self.shard.rank * self.batch, (self.shard.rank + 1) * self.batch)
+        images = arrays.train_images[:used].reshape(self.full_steps, batch, 1, 28, 28)
+        self.images = images[:, part].contiguous().to(self.device)
+        labels = arrays.train_labels[:used].reshape(self.full_steps, batch)
+        self.labels = labels[:, part].contiguous().to(self.device)
 
     def _build_model(self) -> None:
         torch.manual_seed(self.config.seed)
@@ -203,7 +238,7 @@ class ResidentTrainer:
             "cudnn_benchmark": self.backend.cudnn_benchmark,
             "compiled_optimizer": self.compile_optimizer,
             "host_syncs_per_step": 0,
-            "dropped_samples_per_epoch": samples - self.full_steps * self.batch,
+            "dropped_samples_per_epoch": samples - self.full_steps * self.config.batch_size,
         }
 
     def apply_global_settings(self) -> None:
@@ -240,7 +275,7 @@ class ResidentTrainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, model output) for one batch, uncompiled."""
         with self._autocast():
-            output = self.model(images)
+            output = self.network(images)
         return self.criterion(output.float(), labels), output
 
     def _forward_loss(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -327,6 +362,27 @@ class ResidentTrainer:
         self._restore(saved)
         return WarmupStats(eager_steps, seconds, first, capture_seconds)
 
+    def time_steps(
+        self,
+        steps: int,
+        around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> list[float]:
+        """Seconds of each of ``steps`` more eager steps, each inside ``around()`` (e.g. DDP's
+        ``no_sync``) and synchronised, then back to the initial state (call it after
+        ``warm_up``, which leaves the trainer there). Outside the figures: for measurements
+        beside the epochs (``bench.ddp``'s time split)."""
+        saved = [t.detach().clone() for t in self._state()]
+        seconds = []
+        for _ in range(steps):
+            synchronize(self.device)
+            start = time.perf_counter()
+            with around():
+                self.eager_step()
+            synchronize(self.device)
+            seconds.append(time.perf_counter() - start)
+        self._restore(saved)
+        return seconds
+
     def _first_step(self) -> float:
         """The first step, where compilation happens; a failed compile falls back to eager."""
         start = time.perf_counter()
@@ -389,9 +445,13 @@ class ResidentTrainer:
         return stats
 
     def evaluate(self, limit: int | None) -> tuple[float, int]:
+        """Accuracy on the first ``limit`` test images (all by default); in a data-parallel
+        run on this rank's share of them (every world_size-th), which ``bench.ddp`` adds up."""
         images, labels = self.test_images, self.test_labels
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
+        step = self.shard.world_size
+        images, labels = images[self.shard.rank :: step], labels[self.shard.rank :: step]
         self.model.eval()
         correct = 0
         with torch.no_grad():
@@ -402,6 +462,9 @@ class ResidentTrainer:
                 correct += int((predicted == labels[start : start + EVAL_BATCH]).sum())
         self.model.train()
         return correct / max(len(labels), 1), len(labels)
+
+    def result_extras(self) -> dict[str, Any]:
+        return {"distributed": None}  # one process
 
     def close(self) -> None:
         if self._saved_backend is not None:

@@ -144,5 +144,8 @@ class SeedTrainer:
         self.model.train()
         return correct / max(total, 1), total
 
+    def result_extras(self) -> dict[str, Any]:
+        return {"distributed": None}  # one process
+
     def close(self) -> None:
         pass

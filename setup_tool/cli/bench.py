@@ -20,10 +20,10 @@ import typer
 from setup_tool.bench_launch import lock_hash_of, run_benchmark
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import FlagsWithoutMetavar, PrefixOption, PythonOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode
 from setup_tool.interpreter import resolve_interpreter
 from setup_tool.paths import RESULTS_DIR, project_root
-from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
 from setup_tool_bench.options import KINDS, OPTIONS, Option
 
@@ -31,7 +31,10 @@ from setup_tool_bench.options import KINDS, OPTIONS, Option
 SETUP_TOOL_DEFAULTS: dict[str, tuple[object, str]] = {
     "results_dir": (None, "results/ in the project"),
 }
-NOT_OFFERED = {"lock_hash"}  # setup-tool reads the environment's lock hash itself
+NOT_OFFERED = {"lock_hash"}
+PANELS = {
+    "distributed": "Data-parallel run (torch.distributed, torchrun)"
+}  # setup-tool reads the environment's lock hash itself
 
 HELP = """Time the seed's MNIST CNN training on this machine's devices (python -m bench).
 
@@ -49,12 +52,21 @@ def option_parameter(option: Option) -> inspect.Parameter:
     annotation: Any
     if option.kind == "flag":
         default = False
-        annotation = Annotated[bool, typer.Option(option.flag, help=help_text)]
+        annotation = Annotated[
+            bool,
+            typer.Option(option.flag, help=help_text, rich_help_panel=PANELS.get(option.group)),
+        ]
     else:
         value_type: Any = KINDS[option.kind]
         annotation = Annotated[
             value_type if default is not None else Optional[value_type],  # noqa: UP045 (a runtime type)
-            typer.Option(option.flag, help=help_text, metavar=option.metavar, show_default=False),
+            typer.Option(
+                option.flag,
+                help=help_text,
+                metavar=option.metavar,
+                show_default=False,
+                rich_help_panel=PANELS.get(option.group),
+            ),
         ]
     return inspect.Parameter(
         option.dest, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation

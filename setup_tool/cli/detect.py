@@ -12,9 +12,9 @@ from rich.table import Table
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import JsonOption, VariantOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.detect import Detection, Platform
 from setup_tool.errors import ExitCode
-from setup_tool.terminal import Terminal, escape
 
 
 @app.command()

@@ -11,7 +11,7 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import JsonOption, PrefixOption, PythonOption
-from setup_tool.terminal import Terminal, escape
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.variants import VariantChoice
 
 if TYPE_CHECKING:

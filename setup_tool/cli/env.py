@@ -14,15 +14,16 @@ import typer
 
 from setup_tool.cli.app import app, fail
 from setup_tool.cli.options import (
+    ChannelOption,
     PipIndexUrlOption,
     PrefixOption,
     TorchFromOption,
     VariantOption,
 )
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.paths import shown_path
 from setup_tool.pipeline import DetectStep, EnvRequest, LockStep, PipelineEvents
-from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,14 +37,7 @@ if TYPE_CHECKING:
 @app.command()
 def env(
     variant: VariantOption = None,
-    channel: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--channel",
-            help="Channel to lock from instead of conda-forge (mirror, file:// or http(s):// "
-            "URL); repeatable. Default: $SETUP_TOOL_CHANNEL. Only used when a lock is needed.",
-        ),
-    ] = None,
+    channel: ChannelOption = None,
     pip_index_url: PipIndexUrlOption = None,
     torch_from: TorchFromOption = None,
     prefix: PrefixOption = None,
@@ -88,6 +82,7 @@ class EnvEvents(PipelineEvents):
         self.terminal = terminal
         self.root = root
         self.spinner = spinner
+        self.said: tuple[str, ...] = ()  # detect's warnings, not repeated by install's
 
     def detected(self, step: DetectStep) -> None:
         target = step.detection.target
@@ -97,6 +92,7 @@ class EnvEvents(PipelineEvents):
         )
         for warning in target.warnings:
             self.terminal.warn(escape(warning))
+        self.said = tuple(target.warnings)
 
     def locking(self, check: CheckResult) -> None:
         why = check.problem or f"stale for {', '.join(check.stale_platforms)}"
@@ -122,7 +118,7 @@ class EnvEvents(PipelineEvents):
     def install_progress(self) -> Progress:
         from setup_tool.cli.install import RichInstallProgress
 
-        return RichInstallProgress(self.terminal)
+        return RichInstallProgress(self.terminal, said=self.said)
 
     def installed(self, result: InstallResult) -> None:
         state = "is up to date" if result.status == "up-to-date" else "installed"

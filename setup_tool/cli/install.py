@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,16 +22,16 @@ from rich.progress import Progress as RichProgressBar
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import JsonOption, PrefixOption, VariantOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import install_request
-from setup_tool.terminal import Terminal, escape
 
-__all__ = ["RichInstallProgress", "install", "install_request", "render_install", "usage_hint"]
+__all__ = ["RichInstallProgress", "install", "render_install", "usage_hint"]
 
 if TYPE_CHECKING:
     from setup_tool.install import InstallResult
     from setup_tool.install.download import Artifact
-    from setup_tool.install.plan import WheelPlan
+    from setup_tool.install.plan import Sizes, WheelPlan
 
 
 LockfileOption = Annotated[
@@ -45,6 +45,15 @@ LockfileOption = Annotated[
 ]
 
 
+VerifyCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--verify-cache",
+        help="Hash every cached archive and extracted file again, as if new. By default a file "
+        "verified before is trusted while its size, inode and modification time are unchanged "
+        "(docs/install.md, 'The package cache').",
+    ),
+]
 AllowUnverifiedOption = Annotated[
     bool,
     typer.Option(
@@ -67,12 +76,14 @@ def install(
         list[str] | None,
         typer.Option(
             "--category",
+            metavar="NAME",
             help="Lock categories to install besides main, e.g. dev (repeatable); main is always "
             "installed, as conda-lock does.",
             show_default=False,
         ),
     ] = None,
     allow_unverified: AllowUnverifiedOption = False,
+    verify_cache: VerifyCacheOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the locked environment for this machine: hash-verified, atomic, idempotent.
@@ -99,6 +110,7 @@ def install(
         categories=tuple(sorted({"main", *(category or ())})),
         dry_run=dry_run,
         allow_unverified=allow_unverified,
+        verify_cache=verify_cache,
     )
     # Detection's warnings about the CUDA build are left to the lock's own machine check,
     # which knows the build the lock really holds.
@@ -109,8 +121,6 @@ def install(
     if json_output:
         terminal.json(result.to_json())
         return
-    for warning in result.warnings:
-        terminal.warn(escape(warning))
     render_install(terminal, result)
 
 
@@ -130,15 +140,14 @@ def render_install(terminal: Terminal, result: InstallResult) -> None:
             )
         for name in plan.remove:
             terminal.show(f"  [red]- {escape(name)}[/]")
-        size = _download_size(len(plan.to_download), plan.known_bytes, len(plan.unknown_sizes))
+        size = _download_size(len(plan.to_download), plan.sizes)
         terminal.show(
             f"  {len(plan.add)} to add, {len(plan.change)} to change, {len(plan.remove)} to "
             f"remove, {len(plan.keep)} unchanged; download {len(plan.to_download)} packages "
             f"({size})"
         )
         render_pip_plan(terminal, plan.pip)
-        if plan.size_note or plan.pip.sizes.note:
-            note = plan.size_note or plan.pip.sizes.note or ""
+        if note := plan.sizes.note or plan.pip.sizes.note:
             terminal.info(f"  [dim]sizes: {escape(note)}[/]")
         return
     if result.status == "up-to-date":
@@ -176,8 +185,7 @@ def render_pip_plan(terminal: Terminal, pip: WheelPlan) -> None:
         )
     for name in pip.remove:
         terminal.show(f"  [red]- {escape(name)} (pip)[/]")
-    sizes = pip.sizes
-    size = _download_size(len(pip.to_download), sizes.known, len(sizes.unknown))
+    size = _download_size(len(pip.to_download), pip.sizes)
     terminal.show(
         f"  pip: {len(pip.add)} to add, {len(pip.change)} to change, {len(pip.remove)} to "
         f"remove, {len(pip.keep)} unchanged; download {len(pip.to_download)} wheels ({size})"
@@ -194,13 +202,16 @@ def usage_hint(result: InstallResult) -> str:
     )
 
 
-def _download_size(count: int, known: int, unknown: int) -> str:
+def _download_size(count: int, sizes: Sizes) -> str:
     """ "nothing", "1.5 MiB", "1.5 MiB known, 3 of unknown size" or "size unknown"."""
     if not count:
         return "nothing"
-    if not unknown:
-        return _size(known)
-    return f"{_size(known)} known, {unknown} of unknown size" if known else "size unknown"
+    if not sizes.unknown:
+        return _size(sizes.known)
+    unknown = len(sizes.unknown)
+    return (
+        f"{_size(sizes.known)} known, {unknown} of unknown size" if sizes.known else "size unknown"
+    )
 
 
 def _size(nbytes: int) -> str:
@@ -218,12 +229,18 @@ def _size(nbytes: int) -> str:
 class RichInstallProgress(Progress):
     """Install progress: a download bar (bytes) and a link bar (packages); plain lines off a TTY."""
 
-    def __init__(self, terminal: Terminal) -> None:
+    def __init__(self, terminal: Terminal, *, said: Sequence[str] = ()) -> None:
         self.terminal = terminal
         self._bar: RichProgressBar | None = None
+        self.said = tuple(said)  # warnings already shown (``env`` shows detect's first)
 
     def step(self, message: str) -> None:
         self.terminal.step(escape(message))
+
+    def warning(self, message: str) -> None:
+        # The lock's check words a detect warning as "<packages>: <detect's warning>".
+        if not self.terminal.quiet and not any(message.endswith(w) for w in self.said):
+            self.terminal.warn(escape(message))
 
     def downloads(self, count: int) -> _DownloadBar | None:
         if self.terminal.quiet or not self.terminal.interactive:
@@ -241,36 +258,29 @@ class RichInstallProgress(Progress):
         return _DownloadBar(self._bar)
 
     def linking(self, count: int) -> Callable[[], None] | None:
-        if self.terminal.quiet or not self.terminal.interactive:
-            return None
-        self._bar = RichProgressBar(
-            TextColumn("  link"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.terminal.err,
-            transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task("link", total=count)
-        bar = self._bar
-        return lambda: bar.advance(task)
+        return self._counter("link", count)
 
     def wheels(self, count: int) -> Callable[[], None] | None:
+        return self._counter("pip", count)
+
+    def _counter(self, label: str, count: int) -> Callable[[], None] | None:
+        """A bar of ``count`` items; its advance may be called from worker threads (the pip
+        phase installs wheels from several)."""
         if self.terminal.quiet or not self.terminal.interactive:
             return None
         self._bar = RichProgressBar(
-            TextColumn("  pip"),
+            TextColumn(f"  {label}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=self.terminal.err,
             transient=True,
         )
         self._bar.start()
-        task = self._bar.add_task("pip", total=count)
+        task = self._bar.add_task(label, total=count)
         bar, lock = self._bar, threading.Lock()
 
         def advance() -> None:
-            with lock:  # called from the installer's worker threads
+            with lock:
                 bar.advance(task)
 
         return advance

@@ -17,14 +17,14 @@ from typing import Annotated, Any
 import typer
 
 from setup_tool.cli.app import app, fail
-from setup_tool.cli.options import PipIndexUrlOption, TorchFromOption
+from setup_tool.cli.options import ChannelOption, PipIndexUrlOption, TorchFromOption
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import ExitCode
 from setup_tool.lock.channels import Channels, display
 from setup_tool.lock.pip_indexes import PipIndexes
 from setup_tool.lock.progress import LockProgress
 from setup_tool.lock.results import CheckResult, LockResult, PlatformLock
 from setup_tool.paths import shown_path
-from setup_tool.terminal import Terminal, escape
 from setup_tool.variants import Variant
 
 
@@ -54,18 +54,11 @@ def lock(
         list[Subdir] | None,
         typer.Option(
             "--platform",
+            metavar=f"<{'|'.join(s.value for s in Subdir)}>",
             help="Only (re)lock this platform; repeatable. Other platforms keep their lock.",
         ),
     ] = None,
-    channel: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--channel",
-            help="Channel to use instead of the spec's (conda-forge): a name, a directory, or a "
-            "file:// or http(s):// URL; repeatable. Default: $SETUP_TOOL_CHANNEL, else the "
-            "channels the lock records if they were an override.",
-        ),
-    ] = None,
+    channel: ChannelOption = None,
     pip_index_url: PipIndexUrlOption = None,
     torch_from: TorchFromOption = None,
     cuda: Annotated[

@@ -23,7 +23,11 @@ VariantOption = Annotated[
 
 JsonOption = Annotated[
     bool,
-    typer.Option("--json", help="Print one JSON document on stdout (schema in README.md)."),
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout, refusals included (schema_version 1, "
+        "documented in docs/<command>.md).",
+    ),
 ]
 
 PythonOption = Annotated[
@@ -63,6 +67,18 @@ TorchFromOption = Annotated[
     ),
 ]
 
+ChannelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--channel",
+        metavar="URL",
+        show_default=False,
+        help="Channel to lock from instead of the spec's (conda-forge): a name, a directory, or a "
+        "file:// or http(s):// URL; repeatable. Default: $SETUP_TOOL_CHANNEL, else the channels "
+        "the lock records if they were an override.",
+    ),
+]
+
 PipIndexUrlOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -76,13 +92,18 @@ PipIndexUrlOption = Annotated[
 ]
 
 
+def bare_flags(params: list[Any]) -> list[Any]:
+    """``params`` with on/off flags shown bare in --help (``--json``), not as ``--json <bool>``:
+    a flag takes no value, so a value placeholder misleads. The app's group applies it to every
+    command (``setup_tool.cli.app``)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 class FlagsWithoutMetavar(TyperCommand):
-    """A command whose --help shows on/off flags bare (``--json``), not as ``--json <bool>``:
-    a flag takes no value, so a value placeholder misleads."""
+    """A command whose --help shows its flags bare (``bare_flags``)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params: list[Any] = super().get_params(ctx)
-        for param in params:
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""
-        return params
+        return bare_flags(super().get_params(ctx))

@@ -14,12 +14,12 @@ from rich.table import Table
 
 from setup_tool.cli.app import app
 from setup_tool.cli.options import FlagsWithoutMetavar
+from setup_tool.cli.terminal import Terminal, escape
 from setup_tool.errors import UsageError
 from setup_tool.paths import RESULTS_DIR, project_root
-from setup_tool.terminal import Terminal, escape
 
 if TYPE_CHECKING:
-    from setup_tool_bench.report import Row
+    from setup_tool_bench.report import Row, ScalingRow
 
 COLUMNS = (
     "machine",
@@ -60,17 +60,25 @@ def report(
     seconds_per_epoch.png (bars; with the seed's published figures when a run has the seed's
     configuration).
     """
-    from setup_tool_bench.report import comparison
+    from setup_tool_bench.report import comparison, scaling
 
     terminal = Terminal(quiet=json_output)
     sources = paths or [project_root() / RESULTS_DIR]
     results = _load(sources, terminal)
-    rows = comparison(results)
+    rows, scaled = comparison(results), scaling(results)
     written = _write_plots(results, out or _default_out(sources)) if plots else []
     if json_output:
-        terminal.json({"runs": [row.to_json() for row in rows], "plots": [str(p) for p in written]})
+        terminal.json(
+            {
+                "runs": [row.to_json() for row in rows],
+                "scaling": [row.to_json() for row in scaled],
+                "plots": [str(p) for p in written],
+            }
+        )
         return
     terminal.show_wide(comparison_table(rows))
+    if scaled:
+        terminal.show_wide(scaling_table(scaled))
     if any(row.partial_epochs for row in rows):
         terminal.info("~ s/epoch of a partial run: a full epoch estimated from the steps it ran")
     for path in written:
@@ -94,14 +102,16 @@ def _default_out(sources: list[Path]) -> Path:
 
 
 def _write_plots(results: list[dict[str, Any]], directory: Path) -> list[Path]:
-    from setup_tool_bench.report import plot_epoch_times, plot_seconds_per_epoch
+    from setup_tool_bench.report import plot_epoch_times, plot_scaling, plot_seconds_per_epoch
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        return [
+        written = [
             plot_epoch_times(results, directory / "epoch_times.png").path,
             plot_seconds_per_epoch(results, directory / "seconds_per_epoch.png").path,
         ]
+        scaled = plot_scaling(results, directory / "scaling.png")
+        return [*written, scaled.path] if scaled else written
     except OSError as exc:
         raise UsageError(
             f"cannot write plots to {directory} ({exc.strerror or exc})",
@@ -118,7 +128,9 @@ def comparison_table(rows: list[Row]) -> Table:
         table.add_row(
             escape(row.machine),
             escape(row.device),
-            row.loop + (f" [dim]({notes.strip()})[/]" if notes else ""),
+            row.loop
+            + (f" ×{row.processes}" if row.processes else "")
+            + (f" [dim]({notes.strip()})[/]" if notes else ""),
             str(row.batch_size),
             str(row.epochs),
             ("~" if row.partial_epochs else "") + f"{row.seconds_per_epoch:.3f}",
@@ -126,5 +138,44 @@ def comparison_table(rows: list[Row]) -> Table:
             f"{row.speedup:.1f}×",
             "-" if row.train_accuracy is None else f"{row.train_accuracy:.4f}",
             "-" if row.test_accuracy is None else f"{row.test_accuracy:.4f}",
+        )
+    return table
+
+
+SCALING_COLUMNS = (
+    "run",
+    "backend",
+    "processes",
+    "batch",
+    "samples/s",
+    "per process",
+    "1 process",
+    "ideal",
+    "efficiency",
+    "all-reduce wait",
+)
+
+
+def scaling_table(rows: list[ScalingRow]) -> Table:
+    """Data-parallel runs: measured against processes x the 1-process run of the same launch."""
+    table = Table(title="data-parallel scaling", title_justify="left")
+    for column in SCALING_COLUMNS:
+        table.add_column(column, justify="left" if column in ("run", "backend") else "right")
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f}"
+
+    for row in rows:
+        table.add_row(
+            escape(row.label),
+            row.backend,
+            str(row.processes),
+            str(row.global_batch_size),
+            rate(row.samples_per_second),
+            rate(row.samples_per_second_per_rank),
+            rate(row.baseline_samples_per_second),
+            rate(row.ideal_samples_per_second),
+            "-" if row.efficiency is None else f"{row.efficiency:.0%}",
+            "-" if row.allreduce_wait_fraction is None else f"{row.allreduce_wait_fraction:.0%}",
         )
     return table

@@ -38,7 +38,7 @@ class Detection:
     target: Target
 
     def to_json(self) -> dict[str, Any]:
-        """``detect --json`` (schema documented in README.md, versioned by ``schema_version``)."""
+        """``detect --json`` (schema in docs/detect.md, versioned by ``schema_version``)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "platform": self.platform.to_json(),

@@ -92,7 +92,7 @@ class Platform:
         return conda_subdir(self.os, self.python_machine or self.machine)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``platform`` object of ``detect --json`` (schema in README.md)."""
+        """The ``platform`` object of ``detect --json`` (schema in docs/detect.md)."""
         nvidia = self.nvidia
         return {
             "os": self.os,

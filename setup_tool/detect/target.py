@@ -118,7 +118,7 @@ class Target:
         return self.variant.value if self.variant else "unsupported"
 
     def to_json(self) -> dict[str, Any]:
-        """The ``target`` object of ``detect --json`` (schema in README.md)."""
+        """The ``target`` object of ``detect --json`` (schema in docs/detect.md)."""
         return {
             "variant": self.name,
             "variant_source": self.variant_source,

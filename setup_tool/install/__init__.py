@@ -23,16 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from setup_tool import __version__
-from setup_tool.errors import LockfileMismatch, SetupToolError, UsageError
+from setup_tool.errors import HashMismatch, LockfileMismatch, SetupToolError, UsageError
 from setup_tool.install import prefix as prefixes
 from setup_tool.install import sitepackages
 from setup_tool.install.compat import MachineCheck, MachineFacts, assess
-from setup_tool.install.download import Fetched, PackageCache, fetch_all, local_sizes
+from setup_tool.install.download import (
+    Fetched,
+    PackageCache,
+    changed_since_verified,
+    fetch_all,
+    local_sizes,
+)
 from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_locked_platform
 from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import InstallRequest, install_request, machine_facts
-from setup_tool.install.wheels import LockedWheel, refuse_sources
+from setup_tool.install.wheels import LockedWheel
 from setup_tool.interpreter import prefix_python
 
 __all__ = [
@@ -44,7 +50,9 @@ __all__ = [
     "machine_facts",
 ]
 
-# Why a dry run's plan may lack sizes (docs/install.md, "Dry run").
+# Keys are only added within a version; a removal or a change of meaning bumps it.
+JSON_SCHEMA_VERSION = 1
+# Why a dry run's plan may lack sizes (docs/install.md, the `--dry-run` paragraph).
 UNKNOWN_SIZES_NOTE = (
     "a dry run does not contact the channel, and lockfiles record no sizes; the sizes of "
     "packages already in the cache and of file:// packages are counted"
@@ -65,7 +73,9 @@ class InstallResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
+        """``install --json`` (schema version 1, docs/install.md "JSON output")."""
         return {
+            "schema_version": JSON_SCHEMA_VERSION,
             "status": self.status,
             "prefix": str(self.prefix),
             "lockfile": str(self.lockfile),
@@ -94,8 +104,9 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     )
     check = assess(locked, request.machine)
     _refuse_mismatch(locked, check, request)
-    refuse_sources(locked.wheels, locked.path)
     warnings = (*locked.warnings, *check.warnings)
+    for warning in warnings:
+        progress.warning(warning)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
@@ -118,7 +129,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
         cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched, wheels = _fetch(locked, cache, progress)
+            fetched, wheels = _fetch(locked, cache, progress, request)
             _crash_point("after-fetch")
             _build_and_swap(fetched, wheels, locked, request, prefix, progress)
         except OSError as exc:
@@ -293,21 +304,28 @@ def _foreign(prefix: Path) -> UsageError:
 
 
 def _fetch(
-    locked: LockedPlatform, cache: PackageCache, progress: Progress
+    locked: LockedPlatform, cache: PackageCache, progress: Progress, request: InstallRequest
 ) -> tuple[list[Fetched[LockedPackage]], list[Fetched[LockedWheel]]]:
     """Every conda package and wheel, verified in the cache: one batch, one progress bar."""
     wanted: list[LockedPackage | LockedWheel] = [*locked.packages, *locked.wheels]
     pip = f" and {len(locked.wheels)} pip packages" if locked.wheels else ""
     progress.step(f"fetching and verifying {len(locked.packages)} packages{pip}")
     try:
-        fetched = fetch_all(wanted, cache, progress.downloads(len(wanted)))
+        reporter = progress.downloads(len(wanted))
+        fetched = fetch_all(wanted, cache, reporter, verify_all=request.verify_cache)
+    except HashMismatch as exc:
+        if not request.refresh_hint:  # a --lockfile: only the tool that made it relocks it
+            raise
+        raise HashMismatch(exc.message, f"{exc.hint}: {request.refresh_hint}") from None
     finally:
         progress.done()
     conda = [
-        Fetched(f.package, f.path, f.cached, f.sha256) for f in fetched if _is_conda(f.package)
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
+        for f in fetched
+        if _is_conda(f.package)
     ]
     wheels = [
-        Fetched(f.package, f.path, f.cached, f.sha256)
+        Fetched(f.package, f.path, f.cached, f.sha256, f.identity)
         for f in fetched
         if isinstance(f.package, LockedWheel)
     ]
@@ -345,6 +363,8 @@ def _build_and_swap(
                 final_prefix=prefix,
                 platform=locked.platform,
                 cache_dir=request.cache_root / "rattler",
+                stamps=PackageCache(request.cache_root).stamps,
+                verify_cache=request.verify_cache,
                 on_linked=linked_one,
             )
         except BaseException:
@@ -354,6 +374,7 @@ def _build_and_swap(
             progress.done()
         _crash_point("after-link")
         _install_wheels(wheels, locked, staging, prefix, progress)
+        _refuse_changed_sources([*fetched, *wheels])
         prefixes.write_state(staging, _state(locked, request, staging))
         _crash_point("before-swap")
         prefixes.swap_into_place(staging, prefix)
@@ -365,6 +386,19 @@ def _build_and_swap(
     finally:
         # After a swap this is the old environment; after a failure, the partial new one.
         prefixes.remove_tree(staging)
+
+
+def _refuse_changed_sources(fetched: Sequence[Fetched[Any]]) -> None:
+    """A ``file://`` package is hashed where it lies, then read by py-rattler or the wheel
+    installer: if the file is not the one hashed any more (rewritten meanwhile), what was
+    installed is unverified."""
+    changed = changed_since_verified(fetched)
+    if changed:
+        raise HashMismatch(
+            f"{changed[0].path} changed while it was being installed, after its hash was "
+            f"checked; the previous environment is unchanged",
+            "run again once nothing is writing to the channel",
+        )
 
 
 def _link_failed(exc: Exception, prefix: Path, request: InstallRequest) -> SetupToolError:

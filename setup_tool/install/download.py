@@ -6,14 +6,20 @@ Conda packages and wheels alike (anything with a name, version, URL, hashes and 
 Packages are verified by the lock's sha256, or by its md5 where that is all the lock records
 (explicit lockfiles). Every transport goes through here, ``file://`` included: py-rattler does
 not check the hashes of local packages it is given (it trusts a ``RepoDataRecord``'s file), so
-the installer only ever hands it archives this module has just hashed. A cached archive is
-hashed again before each install that uses it, so a corrupted or tampered cache entry is
-caught too; a mismatch deletes the bad file and stops
-the install before anything is linked.
+the installer only ever hands it archives this module has just hashed. A mismatch deletes a
+bad download (never a channel's own file) and stops the install before anything is linked.
+
+- ``http(s)://`` packages are downloaded into the cache, hashed on the way in.
+- ``file://`` packages are hashed where they are and not copied: a copy would double the
+  install's disk writes (a 3 GB environment: 3 GB more). Their identity at hashing time
+  (``Fetched.identity``) is checked again after linking (``changed_since_verified``), so a
+  file that changed while py-rattler read it fails the install before the swap.
+- A file verified before and unchanged since (its stamp, ``stamps.py``) is not hashed again;
+  ``verify_all`` (``install --verify-cache``) hashes every file regardless.
 
 Cache layout (``SETUP_TOOL_CACHE``, default the user cache dir):
 ``archives/<sha256>/<file name>`` (``md5-<md5>`` for md5-only packages): keyed by content, so
-two channels' files never collide.
+two channels' files never collide; ``stamps/``: see ``stamps.py``.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from setup_tool import __version__
 from setup_tool.errors import ChannelUnreachable, HashMismatch, SetupToolError
+from setup_tool.install.stamps import FileId, Stamps
 
 CHUNK = 1 << 20
 HTTP_TIMEOUT_S = 30.0
@@ -93,9 +100,15 @@ class _Silent:
 @dataclass(frozen=True)
 class Fetched(Generic[A]):
     package: A
-    path: Path
-    cached: bool  # already in the cache (and verified again) rather than downloaded
+    path: Path  # the verified archive: in the cache, or a file:// channel's own file
+    cached: bool  # verified by an earlier install (cache or stamp), not fetched or hashed now
     sha256: str = ""  # the archive's sha256 (the lock's, or computed for md5-only packages)
+    identity: FileId | None = None  # of a file:// source when it was verified
+
+
+def changed_since_verified(fetched: Sequence[Fetched[Any]]) -> list[Fetched[Any]]:
+    """The ``file://`` sources that are no longer the files that were hashed."""
+    return [f for f in fetched if f.identity is not None and FileId.of(f.path) != f.identity]
 
 
 class PackageCache:
@@ -105,6 +118,7 @@ class PackageCache:
         # Absolute: archives reach py-rattler as file:// URLs (SETUP_TOOL_CACHE=rel crashed).
         self.root = Path(os.path.abspath(root))  # noqa: PTH100  (as given; no symlink resolving)
         self.archives = self.root / "archives"
+        self.stamps = Stamps(self.root / "stamps")
 
     def prepare(self) -> None:
         """Make sure archives can be written here, or say why not (before any download)."""
@@ -130,6 +144,10 @@ class PackageCache:
         return self.archives / package.cache_key / package.filename
 
     def has(self, package: Artifact) -> bool:
+        """Nothing to fetch: in the cache, or a ``file://`` file verified and unchanged since."""
+        source = _local_source(package)
+        if source is not None:
+            return self.stamps.verified_archive(source) is not None
         return self.archive(package).is_file()
 
 
@@ -183,6 +201,7 @@ def fetch_all(
     reporter: DownloadReporter | None = None,
     *,
     workers: int = WORKERS,
+    verify_all: bool = False,
 ) -> list[Fetched[A]]:
     """Every package's verified archive in the cache, or an error before anything is installed.
 
@@ -199,7 +218,9 @@ def fetch_all(
             # Submitting starts worker threads, which may start downloading before the last
             # submit returns: a Ctrl-C landing here must stop them too, hence inside the try.
             for package in packages:
-                futures.append(pool.submit(_fetch_one, package, cache, reporter, stop, in_flight))
+                futures.append(
+                    pool.submit(_fetch_one, package, cache, reporter, stop, in_flight, verify_all)
+                )
             for future in _as_they_fail(futures):
                 if (error := future.exception()) is not None:
                     raise error
@@ -258,27 +279,104 @@ def _fetch_one(
     reporter: DownloadReporter,
     stop: threading.Event,
     in_flight: _InFlight,
+    verify_all: bool = False,
 ) -> Fetched[A]:
     # Counted before the stop check: once fetch_all has set `stop` and seen no fetch running,
     # any fetch that starts later sees `stop` and creates nothing.
     with in_flight:
         if stop.is_set():  # another package failed while this one waited for a worker
             raise _Cancelled
-        return _fetch_into_cache(package, cache, reporter, stop)
+        source = _local_source(package)
+        if source is not None:
+            return _verify_in_place(package, source, cache.stamps, reporter, stop, verify_all)
+        return _fetch_into_cache(package, cache, reporter, stop, verify_all)
+
+
+def _local_source(package: Artifact) -> Path | None:
+    """The file of a ``file://`` package (None for other schemes)."""
+    parts = urlsplit(package.url)
+    return Path(unquote(parts.path)) if parts.scheme in {"file", ""} else None
+
+
+def _stamped(package: Artifact, path: Path, stamps: Stamps) -> str | None:
+    """The sha256 of ``path`` if its stamp says it is the file verified for ``package``."""
+    if package.hash_kind is None:
+        return None  # unverified (--allow-unverified): there is nothing a stamp could vouch for
+    sha256 = stamps.verified_archive(path)
+    if sha256 is None or (package.hash_kind == "sha256" and sha256 != package.sha256):
+        return None
+    return sha256
+
+
+def _verify_in_place(
+    package: A,
+    source: Path,
+    stamps: Stamps,
+    reporter: DownloadReporter,
+    stop: threading.Event,
+    verify_all: bool,
+) -> Fetched[A]:
+    """Hash a ``file://`` channel's own file where it lies (or trust its unchanged stamp)."""
+    identity = FileId.of(source)
+    if identity is None or not source.is_file():
+        raise _not_in_channel(package)
+    reporter.add_total(identity.size)
+    known = None if verify_all else _stamped(package, source, stamps)
+    if known is not None:
+        reporter.advance(identity.size)
+        reporter.package_done(package, cached=True)
+        return Fetched(package, source, cached=True, sha256=known, identity=identity)
+    digests = _Digests(package)
+    with source.open("rb") as handle:
+        _copy(handle, None, digests, reporter, stop)
+    if not digests.matches(package):
+        raise _mismatch(package, digests, deleted=False)
+    sha256 = digests.sha256.hexdigest()
+    if package.hash_kind is not None:
+        stamps.record_archive(source, sha256, identity)
+    reporter.package_done(package, cached=False)
+    return Fetched(package, source, cached=False, sha256=sha256, identity=identity)
+
+
+def _not_in_channel(package: Artifact) -> SetupToolError:
+    return SetupToolError(
+        f"{package.name} {package.version} is not in the channel: {package.url} does not exist",
+        "the channel no longer has this file: relock with `setup-tool lock`",
+    )
+
+
+def _mismatch(package: Artifact, digests: _Digests, *, deleted: bool) -> HashMismatch:
+    kind, found = package.hash_kind, digests.found(package)
+    what = "the download was deleted and nothing" if deleted else "nothing"
+    return HashMismatch(
+        f"{package.name} {package.version} ({package.filename}) has {kind} {found[:16]}… "
+        f"but the lock says {package.expected_hash[:16]}…; {what} was installed",
+        f"the file at {package.url} changed since it was locked: relock only if you trust the "
+        f"new file",
+    )
 
 
 def _fetch_into_cache(
-    package: A, cache: PackageCache, reporter: DownloadReporter, stop: threading.Event
+    package: A,
+    cache: PackageCache,
+    reporter: DownloadReporter,
+    stop: threading.Event,
+    verify_all: bool = False,
 ) -> Fetched[A]:
     target = cache.archive(package)
     if target.is_file() and package.hash_kind is not None:  # unverified ones: always fetch
         size = target.stat().st_size
         reporter.add_total(size)
-        cached = _digests_of(target, package)
-        if cached.matches(package):
+        known = None if verify_all else _stamped(package, target, cache.stamps)
+        if known is None:
+            digests = _digests_of(target, package)
+            known = digests.sha256.hexdigest() if digests.matches(package) else None
+            if known is not None:
+                cache.stamps.record_archive(target, known)
+        if known is not None:
             reporter.advance(size)
             reporter.package_done(package, cached=True)
-            return Fetched(package, target, cached=True, sha256=cached.sha256.hexdigest())
+            return Fetched(package, target, cached=True, sha256=known)
         target.unlink()  # corrupted or tampered cache entry: fetch it again
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(target)
@@ -286,18 +384,13 @@ def _fetch_into_cache(
     try:
         digests = _download(package, partial, reporter, stop)
         if not digests.matches(package):
-            kind, found = package.hash_kind, digests.found(package)
-            raise HashMismatch(
-                f"{package.name} {package.version} ({package.filename}) has {kind} {found[:16]}… "
-                f"but the lock says {package.expected_hash[:16]}…; the download was deleted and "
-                f"nothing was installed",
-                f"the file at {package.url} changed since it was locked: relock "
-                f"(`setup-tool lock`) only if you trust the new file",
-            )
+            raise _mismatch(package, digests, deleted=True)
         os.replace(partial, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+    if package.hash_kind is not None:
+        cache.stamps.record_archive(target, digests.sha256.hexdigest())
     reporter.package_done(package, cached=False)
     return Fetched(package, target, cached=False, sha256=digests.sha256.hexdigest())
 
@@ -329,18 +422,7 @@ def _download(
     digest = _Digests(package)
     scheme = urlsplit(package.url).scheme
     with destination.open("wb") as out:
-        if scheme in {"file", ""}:
-            source = Path(unquote(urlsplit(package.url).path))
-            if not source.is_file():
-                raise SetupToolError(
-                    f"{package.name} {package.version} is not in the channel: {package.url} "
-                    f"does not exist",
-                    "the channel no longer has this file: relock with `setup-tool lock`",
-                )
-            reporter.add_total(source.stat().st_size)
-            with source.open("rb") as handle:
-                _copy(handle, out, digest, reporter, stop)
-        elif scheme in ("http", "https"):
+        if scheme in ("http", "https"):
             broke_off = (
                 f"the download of {package.name} from {urlsplit(package.url).netloc} broke off"
             )
@@ -367,7 +449,7 @@ def _download(
 
 
 def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
-    """Copy until EOF; the number of bytes copied.
+    """Copy until EOF (``out`` None: only hash); the number of bytes copied.
 
     ``read1`` returns what has arrived (at most one system call) where ``read(n)`` waits for
     all n bytes: on a slow link the stop flag is seen within one network read, not one MiB.
@@ -376,7 +458,8 @@ def _copy(source, out, digest, reporter: DownloadReporter, stop: threading.Event
     while chunk := source.read1(CHUNK):
         if stop.is_set():
             raise _Cancelled
-        out.write(chunk)
+        if out is not None:
+            out.write(chunk)
         digest.update(chunk)
         reporter.advance(len(chunk))
         copied += len(chunk)

@@ -3,7 +3,9 @@
 Records are built from each archive's own ``info/index.json`` (a lock does not say whether a
 package is ``noarch: python``, which decides where its files go), with the lock's hashes.
 py-rattler gets ``file://`` URLs of the archives ``download.py`` just verified, and writes the
-final prefix into every file (``alternative_target_prefix``, see ``prefix.py``). Afterwards
+final prefix into every file (``alternative_target_prefix``, see ``prefix.py``). Its
+extracted-package cache is fully re-validated only when a stamp says a folder may have changed
+(``_unproven_extractions``). Afterwards
 each ``conda-meta/*.json`` gets back the package's real URL and channel, so ``conda list``
 and the doctor's drift check see where the package came from, not the cache path.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from setup_tool.install.download import Fetched
 from setup_tool.install.lockread import LockedPackage
+from setup_tool.install.stamps import Stamps
 
 
 def rattler_errors() -> tuple[type[Exception], ...]:
@@ -35,12 +38,14 @@ def rattler_errors() -> tuple[type[Exception], ...]:
 
 
 def _records(fetched: Sequence[Fetched[LockedPackage]]) -> list[Any]:
-    from rattler import IndexJson, PackageRecord, RepoDataRecord
+    from rattler import PackageRecord, RepoDataRecord
+
+    from setup_tool.install.archive_info import index_json
 
     records = []
     for item in fetched:
         package = item.package
-        index = IndexJson.from_package_archive(item.path)
+        index = index_json(item.path)
         record = PackageRecord(
             name=package.name,
             version=package.version,
@@ -90,6 +95,8 @@ def link(
     final_prefix: Path,
     platform: str,
     cache_dir: Path,
+    stamps: Stamps,
+    verify_cache: bool = False,
     on_linked: Callable[[], None] | None = None,
 ) -> None:
     """Create a complete environment in ``staging`` whose files point at ``final_prefix``."""
@@ -97,13 +104,14 @@ def link(
 
     records = _records(fetched)
     reporter = _LinkReporter(on_linked).make() if on_linked else None
-    # Files are hard-linked from the extracted-package cache, so an in-place edit in any
-    # environment edits the cache too, and would be linked into every later environment
-    # although its archive's sha256 matched the lock. Full validation re-hashes each cached
-    # file against the package's paths.json and re-extracts from the verified archive if
-    # one differs (the default checks only that the package's folder exists).
+    proven = set() if verify_cache else _proven_extractions(fetched, cache_dir, stamps)
+    full = verify_cache or any(
+        _extracted_dir(cache_dir, item).exists() and item.package.filename not in proven
+        for item in fetched
+    )
     package_cache = rattler.PackageCache.new_layered(
-        [cache_dir], validation_mode=rattler.ValidationMode.full()
+        [cache_dir],
+        validation_mode=rattler.ValidationMode.full() if full else rattler.ValidationMode.fast(),
     )
     asyncio.run(
         rattler.install(
@@ -118,17 +126,61 @@ def link(
             reporter=reporter,
         )
     )
+    _stamp_extractions(fetched, cache_dir, stamps, set() if full else proven)
     _restore_origins(staging, fetched)
 
 
+def _extracted_dir(cache_dir: Path, item: Fetched[LockedPackage]) -> Path:
+    """py-rattler's folder for a package in its cache: ``<name>-<version>-<build>``."""
+    return cache_dir / item.package.filename.removesuffix(".conda").removesuffix(".tar.bz2")
+
+
+def _proven_extractions(
+    fetched: Sequence[Fetched[LockedPackage]], cache_dir: Path, stamps: Stamps
+) -> set[str]:
+    """File names of the packages whose extracted folder is exactly what was stamped.
+
+    Files are hard-linked from the extracted-package cache, so an in-place edit in any
+    environment edits the cache too, and would be linked into every later environment
+    although its archive's hash matched the lock. A folder whose files all still match its
+    stamp (``stamps.py``) was not touched since py-rattler extracted or fully validated it.
+    If any existing folder is not proven so, the whole link runs with py-rattler's full
+    validation, which re-hashes each cached file against the package's paths.json and
+    re-extracts from the verified archive where one differs. Folders not there yet are
+    extracted afresh from the verified archive.
+    """
+    return {
+        item.package.filename
+        for item in fetched
+        if item.sha256 and stamps.verified_extracted(_extracted_dir(cache_dir, item), item.sha256)
+    }
+
+
+def _stamp_extractions(
+    fetched: Sequence[Fetched[LockedPackage]], cache_dir: Path, stamps: Stamps, proven: set[str]
+) -> None:
+    """Stamp the folders py-rattler has just extracted or fully validated."""
+    for item in fetched:
+        if item.sha256 and item.package.filename not in proven:
+            stamps.record_extracted(_extracted_dir(cache_dir, item), item.sha256)
+
+
 def _restore_origins(prefix: Path, fetched: Sequence[Fetched[LockedPackage]]) -> None:
-    """Point each conda-meta record back at the URL and channel the lock names."""
+    """Point each conda-meta record back at the URL and channel the lock names.
+
+    Only records that differ are rewritten (a ``file://`` package was linked from its own
+    URL), and without indentation: the json module's C encoder does not indent, and the
+    pure-Python one took 5 s for the 40,000 file entries of a PyTorch CUDA environment.
+    """
     by_file = {item.package.filename: item.package for item in fetched}
     for meta in (prefix / "conda-meta").glob("*.json"):
         record = json.loads(meta.read_text())
         package = by_file.get(record.get("fn", ""))
-        if package is None:
+        if package is None or (record.get("url"), record.get("channel")) == (
+            package.url,
+            package.channel,
+        ):
             continue
         record["url"] = package.url
         record["channel"] = package.channel
-        meta.write_text(json.dumps(record, indent=2, sort_keys=True))
+        meta.write_text(json.dumps(record, sort_keys=True))

@@ -20,8 +20,11 @@ No bytecode is compiled: that is uv's default too; CPython writes ``__pycache__`
 import where the environment is writable, and compiling every module of a large wheel (torch
 has ~2,400) would cost more than the install itself.
 
-Wheels are installed in parallel threads, largest first: zlib decompression, hashing and file
-writes release the GIL, and a big wheel (torch) is not left to start last.
+Wheels are installed by a few threads, largest first (zlib, hashing and file writes release the
+GIL, so small wheels go in while torch is written). One wheel is one thread: splitting torch's
+12,000 files over threads, tried with installer's API, did not make it faster on a 2-core
+machine (each thread re-reads the zip directory, and most of the work holds the GIL), so it is
+not done; ``docs/install.md`` has the figures.
 
 A file that a wheel would write where another package of the lock already put one is an
 error: conda-lock's ``pip install`` would silently overwrite the conda package's file.
@@ -29,22 +32,37 @@ error: conda-lock's ``pip install`` would silently overwrite the conda package's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.records import RecordEntry
+from installer.sources import WheelFile
+from installer.utils import Scheme
 
 from setup_tool.errors import SetupToolError
 from setup_tool.install.download import Fetched
 from setup_tool.install.sitepackages import INSTALLER_NAME, direct_url
 from setup_tool.install.wheels import LockedWheel, PythonTarget
 
+if TYPE_CHECKING:
+    from installer.scripts import LauncherKind
+
 WORKERS = 4
 # installer's launcher kinds for Windows prefixes (installer.scripts.LauncherKind).
-_WINDOWS_LAUNCHER = {"win-64": "win-amd64", "win-32": "win-ia32", "win-arm64": "win-arm64"}
+_WINDOWS_LAUNCHER: dict[str, LauncherKind] = {
+    "win-64": "win-amd64",
+    "win-32": "win-ia32",
+    "win-arm64": "win-arm64",
+}
 
 
 def site_packages(python: PythonTarget, platform: str) -> str:
@@ -91,13 +109,15 @@ def install_wheels(
     workers: int = WORKERS,
 ) -> None:
     """Install every wheel into ``staging``, as if it were at ``final_prefix``."""
+    claims = _Claims()
+    # Largest first: torch should not be the one left to install alone at the end.
     order = sorted(fetched, key=lambda item: item.path.stat().st_size, reverse=True)
     stop = threading.Event()
 
     def one(item: Fetched[LockedWheel]) -> None:
         if stop.is_set():
             return
-        _install_one(item, staging, final_prefix, python, platform)
+        _install_one(item, staging, final_prefix, python, platform, claims)
         if on_installed is not None:
             on_installed()
 
@@ -118,25 +138,72 @@ def _install_one(
     final_prefix: Path,
     python: PythonTarget,
     platform: str,
+    claims: _Claims,
 ) -> None:
-    from installer import install
-    from installer.destinations import SchemeDictionaryDestination
-    from installer.exceptions import InstallerError
-    from installer.sources import WheelFile
-
     wheel = item.package
-    destination = SchemeDictionaryDestination(
+    destination = _SharedDestination(
         scheme(staging, python, platform, wheel.name),
         interpreter=interpreter(final_prefix, platform),
-        script_kind=_launcher(platform),
+        script_kind=_WINDOWS_LAUNCHER.get(platform, "posix"),
     )
+    destination.claims, destination.owner = claims, wheel.key
     metadata = {
         "INSTALLER": f"{INSTALLER_NAME}\n".encode(),
         "direct_url.json": direct_url(wheel.url, wheel.sha256),
     }
+    with _wheel_errors(wheel, staging), WheelFile.open(item.path) as source:
+        install(source, destination, metadata)
+
+
+class _Claims:
+    """Which wheel writes which file, and the directories made, shared by the threads: two
+    wheels of one lock writing the same path is an error, whichever comes first."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.made: set[str] = set()  # directories made (a set's add is atomic under the GIL)
+
+    def claim(self, path: str, owner: str) -> None:
+        with self._lock:
+            if self._owners.setdefault(path, owner) != owner:
+                raise FileExistsError(f"File already exists: {path}")
+
+
+class _SharedDestination(SchemeDictionaryDestination):
+    """installer's destination, for wheels written by several threads into one prefix.
+
+    - parent directories are made with ``exist_ok``: installer's exists-then-mkdir races
+      between two wheels making a shared directory (``site-packages/nvidia`` for every
+      ``nvidia-*-cu12`` wheel) at once;
+    - every target path is claimed (``_Claims``): another wheel's file is never overwritten,
+      even when both are written at the same moment (installer's own check covers the files
+      conda put there).
+    """
+
+    claims: _Claims
+    owner: str
+
+    def write_to_fs(
+        self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        root = self.scheme_dict[scheme]
+        target = os.path.normpath(os.path.join(root, path))  # noqa: PTH118
+        if target.startswith(root + os.sep):  # else installer refuses it below
+            self.claims.claim(target, self.owner)
+            parent = os.path.dirname(target)  # noqa: PTH120
+            if parent not in self.claims.made:  # one mkdir per directory, not per file
+                os.makedirs(parent, exist_ok=True)  # noqa: PTH103
+                self.claims.made.add(parent)
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
+
+@contextlib.contextmanager
+def _wheel_errors(wheel: LockedWheel, staging: Path) -> Iterator[None]:
+    """installer's exceptions as one-line errors (OSErrors, a full disk and the like, go to
+    the caller, which reports those)."""
     try:
-        with WheelFile.open(item.path) as source:
-            install(source, destination, metadata)
+        yield
     except FileExistsError as exc:
         where = _relative(Path(str(exc).removeprefix("File already exists: ")), staging)
         raise SetupToolError(
@@ -145,16 +212,11 @@ def _install_one(
             "relock so that each Python package comes from conda or from pip, not both",
         ) from None
     except (InstallerError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        # (OSErrors, a full disk and the like, go to the caller, which reports those.)
         raise SetupToolError(
             f"{wheel.filename} (pip package {wheel.name} {wheel.version}) is not an "
             f"installable wheel: {exc}; the previous environment is unchanged",
             "its sha256 matches the lock, so the lock names a broken wheel: relock",
         ) from None
-
-
-def _launcher(platform: str) -> Any:
-    return _WINDOWS_LAUNCHER.get(platform, "posix")
 
 
 def _relative(path: Path, root: Path) -> str:

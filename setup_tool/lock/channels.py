@@ -80,7 +80,7 @@ def resolve_channels(
     if flag:
         chosen = Channels(tuple(normalize(c, "--channel") for c in flag), "--channel", "flag")
     elif environ.get(ENV_VAR, "").strip():
-        parts = [p.strip() for p in environ[ENV_VAR].split(",") if p.strip()]
+        parts = listed(environ[ENV_VAR], ENV_VAR)
         chosen = Channels(tuple(normalize(c, ENV_VAR) for c in parts), ENV_VAR, "environment")
     elif recorded is not None:
         chosen = recorded
@@ -92,9 +92,31 @@ def recorded_channels(urls: Sequence[str], lockfile: str) -> Channels:
     return Channels(tuple(normalize(u, lockfile) for u in urls), lockfile, "lockfile")
 
 
+def listed(value: str, source: str) -> list[str]:
+    """The entries of a comma-separated variable; one that lists none is an error, not "no
+    channels"."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise UsageError(
+            f"{source}: {value!r} is empty", f"list entries separated by commas, or unset {source}"
+        )
+    return parts
+
+
+def refuse_empty(text: str, source: str) -> str:
+    """``text`` stripped; an empty one is an error (``Path("")`` would be the current directory)."""
+    text = text.strip()
+    if not text:
+        raise UsageError(
+            f"{source}: an empty value is not a channel or index",
+            f"give a name, a directory or a URL, or leave {source} out",
+        )
+    return text
+
+
 def normalize(text: str, source: str) -> str:
     """A channel as py-rattler and conda-lock take it: a name or a URL without a trailing /."""
-    text = text.strip()
+    text = refuse_empty(text, source)
     scheme = urlsplit(text).scheme.lower()
     if scheme in ("http", "https", "file"):
         return text.rstrip("/")

@@ -24,7 +24,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from setup_tool.errors import ChannelUnreachable, UsageError
-from setup_tool.lock.channels import REACHABLE_TIMEOUT_S, display, no_answer
+from setup_tool.lock.channels import (
+    REACHABLE_TIMEOUT_S,
+    display,
+    listed,
+    no_answer,
+    refuse_empty,
+)
 
 ENV_VAR = "SETUP_TOOL_PIP_INDEX_URL"
 PYPI = "https://pypi.org/simple"  # PyPI's simple API: https://docs.pypi.org/api/index-api/
@@ -70,18 +76,8 @@ def resolve_pip_indexes(
 ) -> PipIndexes:
     """Flag, then ``SETUP_TOOL_PIP_INDEX_URL``, then ``recorded``, then ``spec`` (the list
     ``spec_indexes`` gives). An override equal to the spec's list counts as the spec's."""
-    environ = os.environ if environ is None else environ
     from_spec = PipIndexes(tuple(spec), "envs/*.yml")
-    chosen = from_spec
-    if flag:
-        chosen = PipIndexes(
-            tuple(normalize(u, "--pip-index-url") for u in flag), "--pip-index-url", "flag"
-        )
-    elif environ.get(ENV_VAR, "").strip():
-        parts = [p.strip() for p in environ[ENV_VAR].split(",") if p.strip()]
-        chosen = PipIndexes(tuple(normalize(u, ENV_VAR) for u in parts), ENV_VAR, "environment")
-    elif recorded is not None:
-        chosen = recorded
+    chosen = override_indexes(flag, environ) or recorded or from_spec
     if not chosen.urls:
         raise UsageError(
             "the pip section has no index to lock from (allow-pypi-requests: false and no "
@@ -89,6 +85,21 @@ def resolve_pip_indexes(
             "add `pip-repositories: [URL]` to envs/base.yml, or pass --pip-index-url URL",
         )
     return from_spec if chosen.urls == from_spec.urls else chosen
+
+
+def override_indexes(
+    flag: Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> PipIndexes | None:
+    """``--pip-index-url``, else ``SETUP_TOOL_PIP_INDEX_URL``, each entry checked (None:
+    neither is set). ``lock`` checks them even when no spec has a pip section."""
+    environ = os.environ if environ is None else environ
+    if flag:
+        urls = tuple(normalize(u, "--pip-index-url") for u in flag)
+        return PipIndexes(urls, "--pip-index-url", "flag")
+    if environ.get(ENV_VAR, "").strip():
+        urls = tuple(normalize(u, ENV_VAR) for u in listed(environ[ENV_VAR], ENV_VAR))
+        return PipIndexes(urls, ENV_VAR, "environment")
+    return None
 
 
 def recorded_indexes(text: str, lockfile: str) -> PipIndexes | None:
@@ -99,7 +110,7 @@ def recorded_indexes(text: str, lockfile: str) -> PipIndexes | None:
 
 def normalize(text: str, source: str) -> str:
     """An index as uv takes it: an http(s) or file URL without a trailing ``/``."""
-    text = text.strip()
+    text = refuse_empty(text, source)
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):

@@ -17,7 +17,12 @@ from setup_tool.errors import UsageError
 from setup_tool.lock import condalock, pypi_names
 from setup_tool.lock.channels import Channels, resolve_channels
 from setup_tool.lock.metadata import read_recorded
-from setup_tool.lock.pip_indexes import PipIndexes, resolve_pip_indexes, spec_indexes
+from setup_tool.lock.pip_indexes import (
+    PipIndexes,
+    override_indexes,
+    resolve_pip_indexes,
+    spec_indexes,
+)
 from setup_tool.lock.spec import EnvSpec, load_spec
 from setup_tool.lock.torch_source import CONDA_FORGE, PYTORCH_WHEELS, WHEELS, with_torch_wheels
 from setup_tool.lock.torch_source import INDEX_ENV_VAR as TORCH_INDEX_ENV_VAR
@@ -74,6 +79,7 @@ def make_plans(
                 f"unknown platform {platform!r} (valid: {', '.join(SUPPORTED_SUBDIRS)})",
                 "pass --platform once per platform",
             )
+    override_indexes(options.pip_indexes, environ)  # a bad one is refused, used or not
     cache = cache_dir(environ)
     plans = [
         plan

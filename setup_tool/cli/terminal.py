@@ -1,9 +1,10 @@
-"""The one output object: diagnostics to stderr, results to stdout.
+"""The CLI's one output object: diagnostics to stderr, results to stdout.
 
-Command modules report progress through a ``Terminal`` handed to them and return results;
-``setup_tool.cli`` prints those results. User-supplied text goes through ``escape`` so that a
-path like ``[cuda]`` is not taken for rich markup. When stderr is not a terminal (CI, pipes),
-progress is plain lines rather than animated bars.
+The core never prints: it returns results and reports progress as events (``install.progress``,
+``lock.progress``, ``doctor.progress``), and the commands in ``setup_tool.cli`` render both
+through a ``Terminal``. User-supplied text goes through ``escape`` so that a path like
+``[cuda]`` is not taken for rich markup. When stderr is not a terminal (CI, pipes), progress is
+plain lines rather than animated bars.
 """
 
 from __future__ import annotations

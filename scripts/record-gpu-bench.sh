@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Record the benchmark's CUDA paths on a machine with one NVIDIA GPU (or more: GPU 0 is used):
+#   1. setup-tool bench --nproc-per-node 1: the data-parallel fast loop, DDP over NCCL, 2 epochs
+#      (with one GPU the collective path runs for real: process group, all-reduce, time split);
+#   2. the throughput loop at batch 16384 (3 batches per epoch; its warm-up used to read past
+#      the last batch: a device-side assert) and at 60000 (one batch per epoch), 2 epochs each;
+#   3. the fast loop with --precision tf32 through setup-tool (setup-tool used to refuse it);
+#   4. a --max-steps 50 quick check (the test set is cut to what the run trained on);
+#   5. setup-tool report over all of it (tables and plots).
+# About 5 minutes on an H200 (most of it torch.compile warm-ups). Run from the repository root
+# with a Python that has torch (default python3); nothing is installed or changed:
+#   OUT=gpu-bench PYTHON=python3 scripts/record-gpu-bench.sh
+# Everything lands in $OUT (log.txt, results/, a .tar.gz of both).
+set -u
+OUT=${OUT:-gpu-bench}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT/results" "$OUT/.stage"
+# setup-tool from this checkout without installing it: the repository root for setup_tool, and
+# the benchmark folder under its installed name (bench/ installs as setup_tool_bench).
+STAGE="$(cd "$OUT" && pwd)/.stage"
+ln -sfn "$PWD/bench" "$STAGE/setup_tool_bench"
+export PYTHONPATH="$PWD:$STAGE${PYTHONPATH:+:$PYTHONPATH}" COLUMNS=120 PYTHONUNBUFFERED=1
+# NVLink multicast off (NCCL, PyTorch, NVSHMEM), as on every shared GPU host: harmless on one GPU.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+st() { "$PY" -m setup_tool "$@"; }
+RES="$OUT/results"
+exec > >(tee "$OUT/log.txt") 2>&1
+TIMEFORMAT="wall %R s"
+
+echo "== machine"
+nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'nccl', torch.cuda.nccl.version(), 'gpus', torch.cuda.device_count())"
+
+echo "== 1. data-parallel fast loop, 1 GPU (NCCL), 2 epochs"
+time st bench --python "$PY" --device cuda --nproc-per-node 1 --epochs 2 --label h200 --results-dir "$RES"
+echo "exit=$?"
+
+echo "== 2a. throughput loop, batch 16384 (3 batches per epoch), 2 epochs"
+time st bench --python "$PY" --device cuda --loop throughput --batch-size 16384 --epochs 2 --label h200 --results-dir "$RES"
+echo "exit=$?"
+echo "== 2b. throughput loop, batch 60000 (1 batch per epoch), 2 epochs"
+time st bench --python "$PY" --device cuda --loop throughput --batch-size 60000 --epochs 2 --label h200 --results-dir "$RES"
+echo "exit=$?"
+
+echo "== 3. fast loop with --precision tf32 through setup-tool"
+time st bench --python "$PY" --device cuda --loop fast --precision tf32 --epochs 1 --label h200 --results-dir "$RES"
+echo "exit=$?"
+
+echo "== 4. quick check: seed loop, --max-steps 50"
+time st bench --python "$PY" --device cuda --max-steps 50 --label h200 --results-dir "$RES"
+echo "exit=$?"
+
+echo "== 5. refusals before any CUDA work (expected: exit 2, one error line each)"
+st bench --python "$PY" --device cuda --nproc-per-node 2 --batch-size 15; echo "exit=$?"
+st bench --python "$PY" --device cuda --nproc-per-node 8; echo "exit=$?"
+
+echo "== 6. setup-tool report"
+st report "$RES" --out "$RES" | cat
+echo "report exit=$?"
+"$PY" - "$RES" <<'PY'
+# The data-parallel result's distributed block, for the record.
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*-x1.json")):
+    dist = json.loads(path.read_text())["distributed"]
+    dist["topology"]["ranks"] = dist["topology"]["ranks"][:2]
+    print(path.name, json.dumps(dist, indent=1))
+PY
+tar -czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")/log.txt" "$(basename "$OUT")/results"
+echo "== done: $OUT.tar.gz"

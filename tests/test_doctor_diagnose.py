@@ -38,6 +38,7 @@ from setup_tool.doctor.facts import (
     Placement,
     ProbeFacts,
     ProbeFormatError,
+    Torchvision,
     parse_probe,
 )
 from setup_tool.doctor.launch import ProbeRun
@@ -148,7 +149,7 @@ CASES: dict[str, Case] = {
         Variant.cpu,
         NO_DRIVER,
         ExitCode.OK,
-        {"placement.cpu": PASS, "torchvision": WARN},
+        {"placement.cpu": PASS, "torchvision": SKIP},
     ),
     "cpu-wrong-results": Case(
         "probe-derived-linux-cpu-wrong-results.json",
@@ -170,7 +171,7 @@ CASES: dict[str, Case] = {
         Variant.mps,
         MAC_ROSETTA,
         ExitCode.DOCTOR_FAILED,
-        {"placement.mps": FAIL, "pitfall.rosetta": FAIL, "torchvision": WARN},
+        {"placement.mps": FAIL, "pitfall.rosetta": FAIL, "torchvision": SKIP},
         fixes={"pitfall.rosetta": "arch -arm64"},
         absent=("pitfall.mps-unavailable", "pitfall.mps-not-built"),
     ),
@@ -431,6 +432,27 @@ def test_cuda_11_0_driver_is_too_old_for_a_cuda_11_8_torch() -> None:
     found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H200)}
     assert found["driver-too-old"].blocking
     assert "450.80.02 or newer" in found["driver-too-old"].finding.fix
+
+
+def test_absent_torchvision_as_the_probe_reports_it_is_a_skipped_line() -> None:
+    """The probe leaves ops_checked False for a torchvision it did not find: the report still
+    says it is absent (optional), and the run passes."""
+    facts = replace(_facts(), torchvision=Torchvision(found=False, ops_checked=False))
+    result = judge(
+        Evidence(
+            Variant.cpu,
+            "--expect",
+            NO_DRIVER,
+            Interpreter(Path("python"), "--python"),
+            None,
+            ProbeRun(("python",), facts),
+        )
+    )
+    check = next(c for c in result.checks if c.id == "torchvision")
+    assert check.status is SKIP and check.fix is None
+    assert check.detail.startswith("torchvision is not installed; nothing to check")
+    assert "torchvision 0.29.x is the one built for torch 2.14" in check.detail
+    assert result.exit_code is ExitCode.OK
 
 
 def test_new_gpu_unknown_to_torch_asks_for_a_newer_torch() -> None:

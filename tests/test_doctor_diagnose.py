@@ -28,6 +28,7 @@ from doctor_fixtures import (
     like_probe,
 )
 
+from setup_tool import cuda_compat
 from setup_tool.detect.facts import Platform
 from setup_tool.doctor.checks import Evidence, expected_torchvision, judge, tolerance_for
 from setup_tool.doctor.drift import Drift
@@ -37,6 +38,7 @@ from setup_tool.doctor.facts import (
     Placement,
     ProbeFacts,
     ProbeFormatError,
+    Torchvision,
     parse_probe,
 )
 from setup_tool.doctor.launch import ProbeRun
@@ -147,7 +149,7 @@ CASES: dict[str, Case] = {
         Variant.cpu,
         NO_DRIVER,
         ExitCode.OK,
-        {"placement.cpu": PASS, "torchvision": WARN},
+        {"placement.cpu": PASS, "torchvision": SKIP},
     ),
     "cpu-wrong-results": Case(
         "probe-derived-linux-cpu-wrong-results.json",
@@ -169,7 +171,7 @@ CASES: dict[str, Case] = {
         Variant.mps,
         MAC_ROSETTA,
         ExitCode.DOCTOR_FAILED,
-        {"placement.mps": FAIL, "pitfall.rosetta": FAIL, "torchvision": WARN},
+        {"placement.mps": FAIL, "pitfall.rosetta": FAIL, "torchvision": SKIP},
         fixes={"pitfall.rosetta": "arch -arm64"},
         absent=("pitfall.mps-unavailable", "pitfall.mps-not-built"),
     ),
@@ -386,6 +388,71 @@ def test_driver_too_old_names_the_build_it_can_run() -> None:
     found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, platform)}
     assert found["driver-too-old"].blocking
     assert "CUDA 12.9 build" in found["driver-too-old"].finding.fix
+
+
+@pytest.mark.parametrize(
+    ("build", "driver_version", "driver_cuda"),
+    [
+        ("12.9", "575.51.03", "12.9"),  # full support
+        ("12.9", "580.95.05", "13.0"),  # a newer driver
+        ("12.9", "550.54.14", "12.4"),  # same major, older minor
+        ("13.0", "575.51.03", "12.9"),  # older major
+        ("11.8", "450.36.06", "11.0"),  # CUDA 11.0's driver predates minor-version compat
+        ("11.8", "470.42.01", "11.4"),
+        ("13.2", "580.95.05", "13.0"),
+    ],
+)
+def test_driver_verdict_is_cuda_compat_rule(
+    build: str, driver_version: str, driver_cuda: str
+) -> None:
+    """The doctor's driver verdict is setup_tool.cuda_compat.check's, as for detect/lock/install:
+    no finding when it fits fully, a warning under minor-version compatibility, else a failure
+    naming the major's minimum driver."""
+    facts = replace(
+        _facts(cuda=build, cuda_error=None), driver_version=driver_version, driver_cuda=driver_cuda
+    )
+    fit = cuda_compat.check(build, driver_cuda, driver_version=driver_version)
+    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H200)}
+    finding = found["driver-too-old"].finding if "driver-too-old" in found else None
+    if fit.rule == cuda_compat.RULE_FULL_SUPPORT:
+        assert finding is None
+    elif fit.fits:
+        assert finding is not None and not finding.blocking
+        assert cuda_compat.MINOR_COMPAT_LIMITS in finding.detail
+    else:
+        assert finding is not None and finding.blocking
+        assert f"{fit.minimum_driver} or newer" in finding.fix
+
+
+def test_cuda_11_0_driver_is_too_old_for_a_cuda_11_8_torch() -> None:
+    """Same major but a driver older than 450.80.02: cuda_compat refuses it, so does doctor."""
+    facts = replace(
+        _facts(cuda="11.8", cuda_error=None), driver_version="450.36.06", driver_cuda="11.0"
+    )
+    found = {d.pitfall.id: d for d in find_pitfalls(Variant.cuda, facts, H200)}
+    assert found["driver-too-old"].blocking
+    assert "450.80.02 or newer" in found["driver-too-old"].finding.fix
+
+
+def test_absent_torchvision_as_the_probe_reports_it_is_a_skipped_line() -> None:
+    """The probe leaves ops_checked False for a torchvision it did not find: the report still
+    says it is absent (optional), and the run passes."""
+    facts = replace(_facts(), torchvision=Torchvision(found=False, ops_checked=False))
+    result = judge(
+        Evidence(
+            Variant.cpu,
+            "--expect",
+            NO_DRIVER,
+            Interpreter(Path("python"), "--python"),
+            None,
+            ProbeRun(("python",), facts),
+        )
+    )
+    check = next(c for c in result.checks if c.id == "torchvision")
+    assert check.status is SKIP and check.fix is None
+    assert check.detail.startswith("torchvision is not installed; nothing to check")
+    assert "torchvision 0.29.x is the one built for torch 2.14" in check.detail
+    assert result.exit_code is ExitCode.OK
 
 
 def test_new_gpu_unknown_to_torch_asks_for_a_newer_torch() -> None:

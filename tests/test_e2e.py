@@ -162,6 +162,9 @@ def test_doctor_passes_on_the_cpu_with_the_installed_torch(first_env, real_proje
     assert probe["torch"]["version"] == TORCH
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["placement.cpu"]["status"] == "pass", checks["placement.cpu"]
+    # The spec has no torchvision: absent and optional, a skipped line, not a warning or failure.
+    assert checks["torchvision"]["status"] == "skip", checks["torchvision"]
+    assert checks["torchvision"]["detail"].startswith("torchvision is not installed")
     # The lock-drift check covers the pip packages too: the environment is the lock, exactly.
     assert checks["lock"]["status"] == "pass", checks["lock"]
     assert not [c for c in checks.values() if c["status"] == "fail"], checks

@@ -336,13 +336,16 @@ def expected_torchvision(torch_version: str) -> str | None:
 
 def _torchvision_check(facts: ProbeFacts, expect: Variant) -> Check | None:
     torch, vision = facts.torch, facts.torchvision
-    if torch is None or torch_is_broken(facts) or (vision is not None and not vision.ops_checked):
-        if vision is None or not vision.found:
-            return None
+    torch_works = torch is not None and not torch_is_broken(facts)
+    if vision is None or not vision.found:
+        # Absent: said only when torch works (beside a broken torch it is noise), and the
+        # probe never tries the ops of a torchvision it did not find (ops_checked stays False).
+        return _torchvision_absent(torch) if torch is not None and torch_works else None
+    if torch is None or not torch_works or not vision.ops_checked:
         why = (
             "the probe stopped early (see probe above)"
-            if torch is not None and not torch_is_broken(facts)
-            else "torch does not work (see torch above)"
+            if torch_works
+            else ("torch does not work (see torch above)")
         )
         return Check(
             "torchvision",
@@ -354,18 +357,23 @@ def _torchvision_check(facts: ProbeFacts, expect: Variant) -> Check | None:
     return _judge_torchvision(torch, vision, expect)
 
 
-def _judge_torchvision(torch: TorchBuild, vision: Torchvision | None, expect: Variant) -> Check:
+def _torchvision_absent(torch: TorchBuild) -> Check:
+    # Optional: setup-tool's benchmark reads MNIST without it (bench/data.py's IdxMnist),
+    # and an environment whose lock has it and lost it fails the lock check.
+    pair = expected_torchvision(torch.version)
+    built_for = f"; torchvision {pair}.x is the one built for torch {torch.version}" if pair else ""
+    return Check(
+        "torchvision",
+        "torchvision",
+        Status.skipped,
+        f"torchvision is not installed; nothing to check (it is optional{built_for})",
+    )
+
+
+def _judge_torchvision(torch: TorchBuild, vision: Torchvision, expect: Variant) -> Check:
     pair = expected_torchvision(torch.version)
     pair_text = f"torchvision {pair}.x" if pair else "the torchvision built for it"
     reinstall = f"install {pair_text}, the one built for torch {torch.version}: {REINSTALL}"
-    if vision is None or not vision.found:
-        return Check(
-            "torchvision",
-            "torchvision",
-            Status.warned,
-            "torchvision is not installed (setup-tool's benchmark needs it)",
-            f"every setup-tool environment has it ({REINSTALL}); elsewhere install {pair_text}",
-        )
     version = vision.version or "(unknown version)"
     if not vision.ops_loaded:
         return Check(

@@ -16,6 +16,16 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from setup_tool.cuda_compat import (
+    MINOR_COMPAT_LIMITS,
+    RULE_FULL_SUPPORT,
+    RULE_MINOR_COMPAT,
+    RULE_NO_DRIVER,
+    RULE_UNREADABLE,
+    check,
+    min_driver_for,
+    parse_cuda,
+)
 from setup_tool.detect.facts import Platform
 from setup_tool.doctor.facts import ProbeFacts
 from setup_tool.variants import (
@@ -23,7 +33,6 @@ from setup_tool.variants import (
     CUDA_BUILD_MIN_COMPUTE_CAPABILITY,
     MPS_MIN_MACOS,
     Variant,
-    min_driver_for,
 )
 
 # How the fixes name setup-tool's own commands.
@@ -113,7 +122,8 @@ def _cpu_only_torch(ctx: Context) -> Finding | None:
 
 
 def _no_nvidia_driver(ctx: Context) -> Finding | None:
-    # The minimum driver per CUDA major: NVIDIA, "CUDA Compatibility" (setup_tool.variants).
+    # The driver a CUDA build needs: setup_tool.cuda_compat's one rule (NVIDIA, "CUDA
+    # Compatibility", minor-version compatibility), as detect, lock and install apply it.
     torch = ctx.facts.torch
     if ctx.has_nvidia_driver or (torch is not None and torch.cuda_available):
         return None
@@ -124,50 +134,69 @@ def _no_nvidia_driver(ctx: Context) -> Finding | None:
         )
     why = ctx.platform.unknown.get("nvidia") if ctx.platform else None
     needed = torch.cuda if torch is not None and torch.cuda else CONDA_FORGE_CUDA_BUILDS[-1]
-    driver = min_driver_for(needed)
     return Finding(
         why or "no NVIDIA driver found",
-        f"install the NVIDIA driver{f' {driver} or newer' if driver else ''} (CUDA {needed}) "
-        f"and check that `nvidia-smi` lists the GPU; on a machine without an NVIDIA GPU, "
-        f"check the CPU instead: `setup-tool doctor --expect cpu`",
+        f"install {_driver_for(needed)} and check that `nvidia-smi` lists the GPU; on a machine "
+        f"without an NVIDIA GPU, check the CPU instead: `setup-tool doctor --expect cpu`",
     )
 
 
 def _driver_too_old(ctx: Context) -> Finding | None:
+    # Whether torch's CUDA build runs on this driver is setup_tool.cuda_compat.check, the rule
+    # detect, lock and install use too; torch's own "driver ... is too old" error overrides it
+    # (the driver's reported CUDA can be wrong, e.g. a CONDA_OVERRIDE_CUDA or a stale reading).
     torch = ctx.facts.torch
     if torch is None or not torch.cuda:
         return None
     said_too_old = bool(torch.cuda_error and "too old" in torch.cuda_error)
-    driver_cuda = _version(ctx.driver_cuda)
-    needed = _version(torch.cuda)
-    if needed is None or (driver_cuda is None and not said_too_old):
+    fit = check(torch.cuda, ctx.driver_cuda, driver_version=ctx.driver_version)
+    if fit.rule in (RULE_NO_DRIVER, RULE_UNREADABLE) and not said_too_old:
+        return None  # no driver is no-nvidia-driver's finding; an unreadable version, nobody's
+    if fit.rule == RULE_FULL_SUPPORT and not said_too_old:
         return None
-    if driver_cuda is not None and driver_cuda >= needed and not said_too_old:
-        return None
-    minimum = min_driver_for(f"{needed.major}.{needed.minor}")
-    update = f"update the NVIDIA driver to {minimum} or newer" if minimum else "update the driver"
-    runnable = [b for b in CONDA_FORGE_CUDA_BUILDS if driver_cuda and Version(b) <= driver_cuda]
-    relock = (
-        f", or install the CUDA {runnable[-1]} build this driver runs: "
-        f"{ENV_FOR.format(variant='cuda')} picks it from the driver"
-        if runnable
-        else ""
-    )
     driver = f"driver {ctx.driver_version}" if ctx.driver_version else "driver"
     detail = (
         f"the {driver} supports CUDA {ctx.driver_cuda or '(unknown)'}, "
         f"torch {torch.version} needs CUDA {torch.cuda}"
     )
-    same_major = driver_cuda is not None and driver_cuda.major == needed.major
-    if same_major and not said_too_old:
-        # CUDA minor-version compatibility: the same major runs, except kernels that must be
-        # JIT-compiled from PTX (NVIDIA's CUDA compatibility guide).
+    if fit.rule == RULE_MINOR_COMPAT and not said_too_old:
         return Finding(
-            detail + ": it runs through minor-version compatibility, but PTX-only kernels fail",
-            f"{update} (CUDA {torch.cuda})",
+            f"{detail}: it runs through CUDA minor-version compatibility, but "
+            f"{MINOR_COMPAT_LIMITS}",
+            f"update the NVIDIA driver to {fit.minimum_driver or 'a newer one'} or newer to "
+            f"support CUDA {torch.cuda} fully",
             blocking=False,
         )
-    return Finding(detail, f"{update} (CUDA {torch.cuda}){relock}")
+    return Finding(detail, f"update to {_driver_for(torch.cuda)}{_relock(ctx)}")
+
+
+def _driver_for(cuda: str) -> str:
+    """ "the NVIDIA driver 580 or newer (CUDA 13.x; 580.65.06 or newer supports 13.0 fully)"."""
+    minimum = check(cuda, None).minimum_driver  # the major's minimum, per cuda_compat
+    full = min_driver_for(cuda)
+    parsed = parse_cuda(cuda)
+    family = f"CUDA {parsed[0]}.x" if parsed else f"CUDA {cuda}"
+    fully = f"; {full} or newer supports CUDA {cuda} fully" if full and full != minimum else ""
+    return (
+        f"the NVIDIA driver {minimum} or newer ({family}{fully})"
+        if minimum
+        else (f"an NVIDIA driver for CUDA {cuda}")
+    )
+
+
+def _relock(ctx: Context) -> str:
+    """The newest conda-forge CUDA build this driver runs (the same rule), as a second fix."""
+    runnable = [
+        build
+        for build in CONDA_FORGE_CUDA_BUILDS
+        if check(build, ctx.driver_cuda, driver_version=ctx.driver_version).fits
+    ]
+    if not runnable:
+        return ""
+    return (
+        f", or install the CUDA {runnable[-1]} build this driver runs: "
+        f"{ENV_FOR.format(variant='cuda')} picks it from the driver"
+    )
 
 
 def _capability_value(capability: str) -> int | None:

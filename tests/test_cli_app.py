@@ -21,6 +21,13 @@ from setup_tool.errors import ExitCode
         (["-x"], "No such option: -x", "setup-tool"),
         (["bogus"], "No such command 'bogus'.", "setup-tool"),
         (["install", "--bogus"], "No such option: --bogus", "setup-tool install"),
+        # The parser raises this one without a context: the hint still names the command.
+        (
+            ["install", "--variant"],
+            "Option '--variant' requires an argument.",
+            "setup-tool install",
+        ),
+        (["lock", "--check", "--channel"], "Option '--channel' requires", "setup-tool lock"),
     ],
 )
 def test_usage_errors_are_one_error_line_and_a_hint(
@@ -97,3 +104,48 @@ def test_every_option_is_explained(command: str) -> None:
     params = group.commands[command].params  # type: ignore[attr-defined]
     unexplained = [p.opts for p in params if p.param_type_name == "option" and not p.help]
     assert unexplained == []
+
+
+_INTERRUPT_IMPORT = """
+import sys
+
+class Interrupt:  # Ctrl-C while the commands are being imported (a slow start)
+    def find_spec(self, name, path=None, target=None):
+        if name == MODULE:
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["setup-tool", "lock", "--check"]
+from setup_tool.cli import main
+main()
+"""
+
+_INTERRUPT_OUTSIDE_A_COMMAND = """
+import setup_tool.cli as cli
+
+def interrupted():
+    raise KeyboardInterrupt
+
+cli.load = lambda commands: interrupted  # Ctrl-C in typer's parsing, before a command runs
+cli.main()
+"""
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # setup_tool.cli's own imports, then the command's (main imports only the one it runs)
+        _INTERRUPT_IMPORT.replace("MODULE", repr("setup_tool.cli.terminal")),
+        _INTERRUPT_IMPORT.replace("MODULE", repr("setup_tool.cli.lock")),
+        _INTERRUPT_OUTSIDE_A_COMMAND,
+    ],
+    ids=["importing-the-cli", "importing-the-command", "parsing"],
+)
+def test_ctrl_c_before_a_command_runs_is_one_line_and_exit_130(code: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == ExitCode.INTERRUPTED, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == ["error: interrupted: nothing was changed"]

@@ -72,3 +72,28 @@ def test_env_for_cuda_without_a_driver_names_only_the_locks_cuda(
     assert "error:" in result.stderr and "cuda-version 12.9" in result.stderr
     assert not re.search(r"CUDA 13|cuda-version 13|cuda130", result.output), result.output
     assert not (env_project / ".envs/cuda").exists()
+
+
+def test_env_shows_what_install_warns_about(cli: Cli, env_project: Path, channel_url: str) -> None:
+    """Install's warnings (here: a lock entry with only an md5) reach env's output too."""
+    cli.ok("env", "--channel", channel_url, "--no-doctor")
+    lockfile = env_project / "envs/locks/cpu.conda-lock.yml"
+    text = lockfile.read_text()
+    first_sha256 = re.search(r"\n    sha256: [0-9a-f]{64}", text)
+    assert first_sha256 is not None
+    lockfile.write_text(text[: first_sha256.start()] + text[first_sha256.end() :])
+    result = cli.ok("env", "--no-doctor")
+    assert "warning: 1 package(s) are verified by md5 only" in result.stderr, result.stderr
+
+
+def test_env_says_a_cuda_minor_version_warning_once(
+    cli: Cli, env_project: Path, channel_url: str
+) -> None:
+    """detect and install's machine check both see the 12.4 driver under a 12.9 build: once."""
+    result = cli.ok(
+        "env", "--variant", "cuda", "--channel", channel_url, "--no-doctor",
+        env={"CONDA_OVERRIDE_CUDA": "12.4"},
+    )  # fmt: skip
+    lines = result.stderr.splitlines()
+    warnings = [line for line in lines if line.startswith("warning:") and "minor-version" in line]
+    assert len(warnings) == 1, result.stderr

@@ -100,6 +100,18 @@ def test_missing_lockfile_and_a_directory(cli: Cli, tmp_path: Path) -> None:
     assert not prefix.exists()
 
 
+def test_an_environment_spec_is_not_taken_for_a_lockfile(cli: Cli, tmp_path: Path) -> None:
+    """The project's envs/base.yml (or any environment.yml) given as --lockfile: said so, with
+    the step that makes a lockfile of it, not "restore it from git"."""
+    spec = Path(__file__).parent.parent / "envs" / "base.yml"
+    error, hint = _fails(cli, spec, tmp_path / "env", ExitCode.USAGE, tmp_path)
+    assert (
+        error == f"error: {spec} is an environment spec (it lists `dependencies`), not a lockfile"
+    )
+    assert "conda-lock lock" in hint and "setup-tool lock" in hint and "git" not in hint
+    assert not (tmp_path / "env").exists()
+
+
 @pytest.mark.parametrize("kind", ["directory", "file", "symlink"])
 def test_existing_foreign_prefix_is_left_untouched(
     cli: Cli, cpu_lock: Path, tmp_path: Path, kind: str
@@ -269,3 +281,20 @@ def read_state_categories(prefix: Path) -> object:
 
     state = read_state(prefix)
     return None if state is None else state.get("categories")
+
+
+def test_install_outside_a_project_says_how_to_point_at_one(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No envs/ here or above: `setup-tool lock` would have nothing to lock, so the hint says
+    where to run, or to pass --lockfile."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SETUP_TOOL_PROJECT", raising=False)
+    monkeypatch.setenv("SETUP_TOOL_VARIANT", "cpu")
+    result = cli("install")
+    assert result.exit_code == ExitCode.ERROR, result.output
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error == f"error: lockfile {tmp_path}/envs/locks/cpu.conda-lock.yml not found"
+    assert "SETUP_TOOL_PROJECT" in hint and "--lockfile" in hint
+    assert "setup-tool lock" not in hint
+    assert not (tmp_path / ".envs").exists()

@@ -5,6 +5,8 @@ packages is measured by scripts/bench-dry-run.py, not asserted here)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -102,3 +104,16 @@ def test_local_sizes_are_counted(cli, locked_project: Path, tmp_path: Path) -> N
     assert (download["unknown_sizes"], download["size_note"]) == (0, None)
     text = cli(*args[:2], *args[3:], "--prefix", str(tmp_path / "env"))
     assert "KiB" in text.stdout and "unknown" not in text.stdout
+
+
+def test_an_up_to_date_environment_needs_no_download(cli, cpu_lock: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Nothing to add, change or remove: the install would do nothing, so the dry run must not
+    announce a download, even when the package cache was emptied since."""
+    prefix = tmp_path / "env"
+    args = ["install", "--lockfile", str(cpu_lock), "--prefix", str(prefix)]
+    cli.ok(*args)
+    shutil.rmtree(os.environ["SETUP_TOOL_CACHE"])
+    text = cli.ok(*args, "--dry-run").stdout
+    assert "0 to add, 0 to change, 0 to remove, 9 unchanged; download 0 packages (nothing)" in text
+    download = json.loads(cli.ok(*args, "--dry-run", "--json").stdout)["plan"]["download"]
+    assert (download["packages"], download["bytes"]) == (0, 0)

@@ -92,6 +92,9 @@ def test_tampered_explicit_lockfile_or_package_exits_7(
     result = _install(cli, cpu_explicit, prefix)
     assert result.exit_code == ExitCode.HASH_MISMATCH == 7, result.output
     assert "numpy" in result.stderr and "md5" in result.stderr
+    # Not the project's lock: `setup-tool lock` would not re-create this file.
+    assert "only if you trust the new file" in result.stderr
+    assert "setup-tool lock" not in result.stderr
     assert not prefix.exists()
 
 
@@ -184,3 +187,40 @@ def test_explicit_files_have_no_categories(cpu_explicit: Path) -> None:
 
     with pytest.raises(UsageError, match="no categories"):
         read_locked_platform(cpu_explicit, "linux-64", ("main", "dev"))
+
+
+def test_warnings_come_before_the_download(cpu_explicit: Path, tmp_path: Path) -> None:
+    """What cannot be checked (glibc of an explicit file) and what is weaker (md5) is said
+    before anything is fetched, as events: a big install must not bury it behind its output."""
+    from setup_tool.detect import detect
+    from setup_tool.install import install
+    from setup_tool.install.progress import Progress
+    from setup_tool.install.request import install_request
+
+    events: list[str] = []
+
+    class Recorder(Progress):
+        def step(self, message: str) -> None:
+            events.append(f"step: {message}")
+
+        def warning(self, message: str) -> None:
+            events.append(f"warning: {message}")
+
+    request = install_request(detect(), lockfile=cpu_explicit, prefix=tmp_path / "env")
+    result = install(request, Recorder())
+    warnings = [e.removeprefix("warning: ") for e in events if e.startswith("warning: ")]
+    assert warnings == list(result.warnings) and len(warnings) == 2
+    first_step = next(i for i, e in enumerate(events) if e.startswith("step: fetching"))
+    assert all(events.index(f"warning: {w}") < first_step for w in warnings)
+
+
+def test_the_cli_prints_each_warning_once_before_fetching(
+    cli, cpu_explicit: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    result = _install(cli, cpu_explicit, tmp_path / "env")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    warnings = [i for i, line in enumerate(lines) if line.startswith("warning: ")]
+    fetching = next(i for i, line in enumerate(lines) if "fetching and verifying" in line)
+    assert len(warnings) == 2 and max(warnings) < fetching
+    assert len({lines[i] for i in warnings}) == 2

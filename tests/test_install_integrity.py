@@ -42,6 +42,7 @@ def test_tampered_package_is_refused_and_the_old_environment_kept(
         assert result.exit_code == 7, result.output
         assert "numpy 2.4.0" in result.stderr
         assert "nothing was installed" in result.stderr
+        assert "`setup-tool lock --variant cpu`" in result.stderr  # the project's own lock
         assert installed_numpy(project.prefix) == "2.3.5"
         assert leftovers(project.prefix) == []
         archives = project.cache / "archives"

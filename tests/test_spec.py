@@ -213,6 +213,26 @@ def test_invalid_match_spec_is_refused_with_line(project: Path) -> None:
         load_spec(project, Variant.cpu)
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "value"),
+    [
+        ("platforms: [linux-64]\ndependencies:\n  - numpy\n  - 42\n", 4, "42"),
+        ("platforms: [linux-64]\ndependencies:\n  - true\n", 3, "true"),
+        ("platforms: [linux-64]\ndependencies:\n  - pip:\n      - 1.5\n", 4, "1.5"),
+        ("platforms: [linux-64]\nchannels: [conda-forge, 12]\ndependencies: []\n", 2, "12"),
+    ],
+)
+def test_a_number_or_boolean_entry_is_refused_with_line(
+    project: Path, text: str, line: int, value: str
+) -> None:
+    """YAML reads ``- 42`` as a number: conda-lock's own parser would fail on it later with
+    "'int' object has no attribute 'get'", naming neither the file nor the line."""
+    write(project, "cpu.yml", text)
+    with pytest.raises(SpecError, match=rf"cpu\.yml:{line}: .*{value}.* is not a string") as info:
+        load_spec(project, Variant.cpu)
+    assert "quote" in (info.value.hint or "")
+
+
 def test_missing_overlay_says_where_to_run(project: Path) -> None:
     (project / "envs" / "mps.yml").unlink()
     with pytest.raises(SpecError, match=r"^envs/mps.yml: not found") as info:

@@ -17,9 +17,17 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-import typer
+# Printed for a Ctrl-C that comes before any command ran (the commands' own is in cli/app.py).
+_INTERRUPTED = "error: interrupted: nothing was changed\n"
 
-from setup_tool.cli import app as _app_module
+try:
+    import typer
+
+    from setup_tool.cli import app as _app_module
+    from setup_tool.errors import ExitCode
+except KeyboardInterrupt:  # Ctrl-C while starting up (imports take seconds on a busy machine)
+    sys.stderr.write(_INTERRUPTED)
+    raise SystemExit(130) from None  # ExitCode.INTERRUPTED, which may not be imported yet
 
 # The import above binds this package's attribute `app` to the submodule; drop that binding,
 # so that `from setup_tool.cli import app` reaches __getattr__ and gets the typer app, loaded.
@@ -58,6 +66,9 @@ def main() -> None:
         load(_commands_for(sys.argv[1:]))()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # while the command is imported, or in typer's parsing
+        sys.stderr.write(_INTERRUPTED)
+        code = ExitCode.INTERRUPTED
     except BaseException:
         traceback.print_exc()  # a bug: keep its traceback
         code = 1

@@ -67,6 +67,7 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         json_output = self._wants_json(ctx)
+        command_path = self._command_path(ctx)  # read now: invoking consumes the arguments
         Terminal.json_written = False
         try:
             return super().invoke(ctx)
@@ -79,11 +80,14 @@ class _Group(TyperGroup):
             error = _error("Interrupted", message, None, ExitCode.INTERRUPTED)
             self._fail(json_output, error, message, None)
         except _USAGE_ERRORS as exc:
-            self._usage_failure(json_output, exc)
+            self._usage_failure(json_output, exc, command_path)
 
-    def _usage_failure(self, json_output: bool, exc: Exception) -> NoReturn:
+    def _usage_failure(
+        self, json_output: bool, exc: Exception, command_path: str = "setup-tool"
+    ) -> NoReturn:
+        # Some parser errors ("Option '--x' requires an argument.") carry no context.
         usage_ctx = getattr(exc, "ctx", None)
-        command = usage_ctx.command_path if usage_ctx else "setup-tool"
+        command = usage_ctx.command_path if usage_ctx else command_path
         # typer 0.29 words enum errors "Value error, 'x' is not one of ..."; drop the prefix.
         message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
         hint = f"see `{command} --help`"
@@ -97,10 +101,22 @@ class _Group(TyperGroup):
             terminal.json(error_document(error))
         raise typer.Exit(int(error["exit_code"])) from None
 
+    @staticmethod
+    def _command_args(ctx: Any) -> list[str]:
+        """The sub-command's name and arguments, before the sub-command has parsed them."""
+        return [*getattr(ctx, "_protected_args", ()), *ctx.args]
+
+    def _command_path(self, ctx: Any) -> str:
+        """``setup-tool <command>`` for the command on the line (``setup-tool`` without one)."""
+        args = self._command_args(ctx)
+        if args and self.get_command(ctx, args[0]) is not None:
+            return f"{ctx.command_path} {args[0]}"
+        return str(ctx.command_path)
+
     def _wants_json(self, ctx: Any) -> bool:
         """Whether the command line asks a command that has ``--json`` for it (read before
         parsing, so that a refusal while parsing is JSON too)."""
-        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        args = self._command_args(ctx)
         if not args:
             return False
         command = self.get_command(ctx, args[0])

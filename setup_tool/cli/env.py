@@ -82,6 +82,7 @@ class EnvEvents(PipelineEvents):
         self.terminal = terminal
         self.root = root
         self.spinner = spinner
+        self.said: tuple[str, ...] = ()  # detect's warnings, not repeated by install's
 
     def detected(self, step: DetectStep) -> None:
         target = step.detection.target
@@ -91,6 +92,7 @@ class EnvEvents(PipelineEvents):
         )
         for warning in target.warnings:
             self.terminal.warn(escape(warning))
+        self.said = tuple(target.warnings)
 
     def locking(self, check: CheckResult) -> None:
         why = check.problem or f"stale for {', '.join(check.stale_platforms)}"
@@ -116,7 +118,7 @@ class EnvEvents(PipelineEvents):
     def install_progress(self) -> Progress:
         from setup_tool.cli.install import RichInstallProgress
 
-        return RichInstallProgress(self.terminal)
+        return RichInstallProgress(self.terminal, said=self.said)
 
     def installed(self, result: InstallResult) -> None:
         state = "is up to date" if result.status == "up-to-date" else "installed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -121,8 +121,6 @@ def install(
     if json_output:
         terminal.json(result.to_json())
         return
-    for warning in result.warnings:
-        terminal.warn(escape(warning))
     render_install(terminal, result)
 
 
@@ -231,12 +229,18 @@ def _size(nbytes: int) -> str:
 class RichInstallProgress(Progress):
     """Install progress: a download bar (bytes) and a link bar (packages); plain lines off a TTY."""
 
-    def __init__(self, terminal: Terminal) -> None:
+    def __init__(self, terminal: Terminal, *, said: Sequence[str] = ()) -> None:
         self.terminal = terminal
         self._bar: RichProgressBar | None = None
+        self.said = tuple(said)  # warnings already shown (``env`` shows detect's first)
 
     def step(self, message: str) -> None:
         self.terminal.step(escape(message))
+
+    def warning(self, message: str) -> None:
+        # The lock's check words a detect warning as "<packages>: <detect's warning>".
+        if not self.terminal.quiet and not any(message.endswith(w) for w in self.said):
+            self.terminal.warn(escape(message))
 
     def downloads(self, count: int) -> _DownloadBar | None:
         if self.terminal.quiet or not self.terminal.interactive:
@@ -254,36 +258,29 @@ class RichInstallProgress(Progress):
         return _DownloadBar(self._bar)
 
     def linking(self, count: int) -> Callable[[], None] | None:
-        if self.terminal.quiet or not self.terminal.interactive:
-            return None
-        self._bar = RichProgressBar(
-            TextColumn("  link"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=self.terminal.err,
-            transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task("link", total=count)
-        bar = self._bar
-        return lambda: bar.advance(task)
+        return self._counter("link", count)
 
     def wheels(self, count: int) -> Callable[[], None] | None:
+        return self._counter("pip", count)
+
+    def _counter(self, label: str, count: int) -> Callable[[], None] | None:
+        """A bar of ``count`` items; its advance may be called from worker threads (the pip
+        phase installs wheels from several)."""
         if self.terminal.quiet or not self.terminal.interactive:
             return None
         self._bar = RichProgressBar(
-            TextColumn("  pip"),
+            TextColumn(f"  {label}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=self.terminal.err,
             transient=True,
         )
         self._bar.start()
-        task = self._bar.add_task("pip", total=count)
+        task = self._bar.add_task(label, total=count)
         bar, lock = self._bar, threading.Lock()
 
         def advance() -> None:
-            with lock:  # called from the installer's worker threads
+            with lock:
                 bar.advance(task)
 
         return advance

@@ -38,7 +38,7 @@ from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_lock
 from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import InstallRequest, install_request, machine_facts
-from setup_tool.install.wheels import LockedWheel, refuse_sources
+from setup_tool.install.wheels import LockedWheel
 from setup_tool.interpreter import prefix_python
 
 __all__ = [
@@ -104,8 +104,9 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     )
     check = assess(locked, request.machine)
     _refuse_mismatch(locked, check, request)
-    refuse_sources(locked.wheels, locked.path)
     warnings = (*locked.warnings, *check.warnings)
+    for warning in warnings:
+        progress.warning(warning)
     prefix = _absolute(request.prefix)
     cache = PackageCache(request.cache_root)
 
@@ -128,7 +129,7 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
             return _result("up-to-date", request, prefix, plan, started, warnings=warnings)
         cache.prepare()  # only now: an up-to-date prefix does not need a usable cache
         try:
-            fetched, wheels = _fetch(locked, cache, progress, request.verify_cache)
+            fetched, wheels = _fetch(locked, cache, progress, request)
             _crash_point("after-fetch")
             _build_and_swap(fetched, wheels, locked, request, prefix, progress)
         except OSError as exc:
@@ -303,7 +304,7 @@ def _foreign(prefix: Path) -> UsageError:
 
 
 def _fetch(
-    locked: LockedPlatform, cache: PackageCache, progress: Progress, verify_all: bool
+    locked: LockedPlatform, cache: PackageCache, progress: Progress, request: InstallRequest
 ) -> tuple[list[Fetched[LockedPackage]], list[Fetched[LockedWheel]]]:
     """Every conda package and wheel, verified in the cache: one batch, one progress bar."""
     wanted: list[LockedPackage | LockedWheel] = [*locked.packages, *locked.wheels]
@@ -311,7 +312,11 @@ def _fetch(
     progress.step(f"fetching and verifying {len(locked.packages)} packages{pip}")
     try:
         reporter = progress.downloads(len(wanted))
-        fetched = fetch_all(wanted, cache, reporter, verify_all=verify_all)
+        fetched = fetch_all(wanted, cache, reporter, verify_all=request.verify_cache)
+    except HashMismatch as exc:
+        if not request.refresh_hint:  # a --lockfile: only the tool that made it relocks it
+            raise
+        raise HashMismatch(exc.message, f"{exc.hint}: {request.refresh_hint}") from None
     finally:
         progress.done()
     conda = [

@@ -351,8 +351,8 @@ def _mismatch(package: Artifact, digests: _Digests, *, deleted: bool) -> HashMis
     return HashMismatch(
         f"{package.name} {package.version} ({package.filename}) has {kind} {found[:16]}… "
         f"but the lock says {package.expected_hash[:16]}…; {what} was installed",
-        f"the file at {package.url} changed since it was locked: relock "
-        f"(`setup-tool lock`) only if you trust the new file",
+        f"the file at {package.url} changed since it was locked: relock only if you trust the "
+        f"new file",
     )
 
 

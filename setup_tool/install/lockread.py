@@ -262,6 +262,7 @@ def _parse(path: Path, refresh_hint: str) -> tuple[Any, list[tuple[str, str]]]:
         content = _load_yaml(path)
         if not isinstance(content, dict):
             raise TypeError
+        _refuse_a_spec(path, content)
         lenient = _drop_leaked_virtual_packages(content)
         return _validate(content), lenient
     except YAMLError as exc:
@@ -280,6 +281,16 @@ def _parse(path: Path, refresh_hint: str) -> tuple[Any, list[tuple[str, str]]]:
         ) from None
     except (ValueError, KeyError) as exc:
         raise LockfileInvalid(f"{path} is not a valid conda-lock file: {exc}", hint) from None
+
+
+def _refuse_a_spec(path: Path, content: dict[str, Any]) -> None:
+    """An environment file (``environment.yml``, ``envs/*.yml``) is what a lock is made from."""
+    if "dependencies" in content and "package" not in content:
+        raise UsageError(
+            f"{path} is an environment spec (it lists `dependencies`), not a lockfile",
+            "lock it first, then install the lockfile: `conda-lock lock -f "
+            f"{path}` (for this project's envs/*.yml: `setup-tool lock`)",
+        )
 
 
 def _refuse_unknown_categories(

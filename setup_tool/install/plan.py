@@ -10,7 +10,7 @@ install``) is removed, and one setup-tool did not install from the locked file i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from setup_tool.install.download import Artifact, PackageCache
@@ -88,13 +88,7 @@ class WheelPlan:
         return not (self.add or self.remove or self.change)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "add": [w.spec for w in self.add],
-            "remove": list(self.remove),
-            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
-            "keep": len(self.keep),
-            "download": self.sizes.to_json(len(self.to_download)),
-        }
+        return _plan_json(self)
 
 
 @dataclass(frozen=True)
@@ -112,14 +106,18 @@ class Plan:
         return not (self.add or self.remove or self.change) and self.pip.up_to_date
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "add": [p.spec for p in self.add],
-            "remove": list(self.remove),
-            "change": [{"name": c.name, "from": c.old, "to": c.new} for c in self.change],
-            "keep": len(self.keep),
-            "download": self.sizes.to_json(len(self.to_download)),
-            "pip": self.pip.to_json(),
-        }
+        return {**_plan_json(self), "pip": self.pip.to_json()}
+
+
+def _plan_json(plan: Plan | WheelPlan) -> dict[str, Any]:
+    """The conda or the pip part of ``install --json``'s ``plan`` (docs/install.md)."""
+    return {
+        "add": [item.spec for item in plan.add],
+        "remove": list(plan.remove),
+        "change": [{"name": c.name, "from": c.old, "to": c.new} for c in plan.change],
+        "keep": len(plan.keep),
+        "download": plan.sizes.to_json(len(plan.to_download)),
+    }
 
 
 def _same_archive(old: Mapping[str, str], package: LockedPackage) -> bool:
@@ -163,6 +161,13 @@ def make_plan(
             keep.append(package.name)
     wanted = {p.name for p in locked.packages}
     remove = sorted(name for name in current if name not in wanted)
+    pip = make_wheel_plan(
+        locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
+    )
+    if not (add or change or remove) and pip.up_to_date:
+        # Nothing changes, so nothing is fetched (a change rebuilds the whole environment,
+        # which is why the packages kept count below when something does change).
+        return Plan((), (), (), tuple(keep), (), pip=replace(pip, to_download=(), sizes=Sizes()))
     to_download = tuple(p for p in locked.packages if not cache.has(p))
     return Plan(
         add=tuple(add),
@@ -171,9 +176,7 @@ def make_plan(
         keep=tuple(keep),
         to_download=to_download,
         sizes=sizes_of(to_download, sizes, size_note),
-        pip=make_wheel_plan(
-            locked.wheels, current_wheels or {}, cache, wheel_sizes, size_note=size_note
-        ),
+        pip=pip,
     )
 
 

@@ -16,6 +16,10 @@ class Progress:
     def step(self, message: str) -> None:
         pass
 
+    def warning(self, message: str) -> None:
+        """Something the user should know, said once the machine check passed and before
+        anything is fetched (``InstallResult.warnings`` holds them too)."""
+
     def downloads(self, count: int) -> DownloadReporter | None:
         return None
 

@@ -59,6 +59,23 @@ def machine_facts(detection: Detection, environ: Mapping[str, str] | None = None
     )
 
 
+def _own_lock_hints(root: Path, variant: Variant) -> tuple[str, str]:
+    """How to re-create the project's lock for ``variant``, and the cpu variant as the
+    alternative to a cuda lock that does not fit."""
+    from setup_tool.paths import ENVS_DIR
+
+    refresh = f"create or refresh it with `setup-tool lock --variant {variant.value}`"
+    if not (root / ENVS_DIR).is_dir():  # not in a project: there is nothing to lock
+        refresh = (
+            f"run from a setup-tool project (the folder holding {ENVS_DIR}/) or set "
+            "SETUP_TOOL_PROJECT, or pass the lockfile to install with --lockfile"
+        )
+    cpu_alternative = ""
+    if variant is Variant.cuda:
+        cpu_alternative = "install the cpu variant instead (`setup-tool install --variant cpu`)"
+    return refresh, cpu_alternative
+
+
 def install_request(
     detection: Detection,
     *,
@@ -88,12 +105,7 @@ def install_request(
         if lockfile is None or _same_path(lockfile, own_lock):
             # Only the project's own lock may be pointed at the project's commands: a user's
             # --lockfile is not re-created by `setup-tool lock --variant ...`.
-            variant = target.variant.value
-            refresh = f"create or refresh it with `setup-tool lock --variant {variant}`"
-            if target.variant is Variant.cuda:
-                cpu_alternative = (
-                    "install the cpu variant instead (`setup-tool install --variant cpu`)"
-                )
+            refresh, cpu_alternative = _own_lock_hints(root, target.variant)
         lockfile = lockfile or own_lock
         prefix = prefix or default_prefix(root, target.variant)
     assert lockfile is not None and prefix is not None

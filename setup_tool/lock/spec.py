@@ -289,6 +289,9 @@ def _platforms(
 # --- helpers -------------------------------------------------------------------------------------
 
 
+_YAML_STRING = "tag:yaml.org,2002:str"  # what a plain or quoted text scalar resolves to
+
+
 def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tuple[str, ...]:
     import yaml
 
@@ -301,6 +304,14 @@ def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tupl
         line = item.start_mark.line + 1
         if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
             raise SpecError(shown, f"every `{key}` entry must be a plain string", line=line)
+        if item.tag != _YAML_STRING:  # conda-lock's parser would fail on it, naming no line
+            kind = item.tag.rsplit(":", 1)[-1]
+            raise SpecError(
+                shown,
+                f"the `{key}` entry {item.value} is not a string (YAML reads it as {kind})",
+                line=line,
+                hint=f'quote it (`- "{item.value}"`) if it is meant as text',
+            )
         items.append(str(item.value).strip())
     return tuple(items)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from e2ewheels import build_e2e_index, cached_wheels
 from realenv import write_real_project
 from realpython import XY, RealPythonChannel
@@ -41,6 +42,10 @@ class RealProject:
     @property
     def prefix(self) -> Path:
         return self.root / ".envs" / "cpu"
+
+    @property
+    def lockfile(self) -> Path:
+        return self.root / "envs" / "locks" / "cpu.conda-lock.yml"
 
     def setup_tool(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -157,9 +162,15 @@ def test_doctor_passes_on_the_cpu_with_the_installed_torch(first_env, real_proje
         Path(report["interpreter"]["python"]).resolve()
         == (real_project.prefix / "bin/python").resolve()
     )
+    # The probe ran inside the environment: its own interpreter is the env's python, and the
+    # torch it imported is the one installed in the prefix (not the caller's, not a shadow).
     probe = report["probe"]
+    prefix = real_project.prefix
+    assert probe["python"]["executable"] == str(prefix / "bin/python")
+    assert probe["python"]["prefix"] == str(prefix)
     assert probe["torch"]["imported"] is True
     assert probe["torch"]["version"] == TORCH
+    assert probe["torch"]["file"] == str(prefix / f"lib/python{XY}/site-packages/torch/__init__.py")
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["placement.cpu"]["status"] == "pass", checks["placement.cpu"]
     # The spec has no torchvision: absent and optional, a skipped line, not a warning or failure.
@@ -168,6 +179,38 @@ def test_doctor_passes_on_the_cpu_with_the_installed_torch(first_env, real_proje
     # The lock-drift check covers the pip packages too: the environment is the lock, exactly.
     assert checks["lock"]["status"] == "pass", checks["lock"]
     assert not [c for c in checks.values() if c["status"] == "fail"], checks
+
+
+def test_console_scripts_run_from_the_final_prefix(first_env, real_project) -> None:  # type: ignore[no-untyped-def]
+    """Scripts were written in the staged prefix but must point at the final one: the shebang
+    names <prefix>/bin/python, RECORD's hash is the rewritten file's, and the scripts run."""
+    assert first_env.returncode == 0, first_env.stderr
+    prefix = real_project.prefix
+    # torch's and numpy's wheels (pip side), and the conda pip package's placeholder (conda side).
+    for script, python in (("torchrun", "python"), ("f2py", "python"), ("pip", f"python{XY}")):
+        first_line = (prefix / "bin" / script).read_bytes().split(b"\n", 1)[0]
+        assert first_line == f"#!{prefix / 'bin' / python}".encode(), (script, first_line)
+    recorded = json.loads(
+        real_project.python(
+            "import base64, hashlib, json, sys\n"
+            "from importlib import metadata\n"
+            "out = {}\n"
+            "for name, script in (('torch', 'torchrun'), ('numpy', 'f2py')):\n"
+            "    (entry,) = [f for f in metadata.distribution(name).files or ()\n"
+            "                if f.name == script and f.parent.name == 'bin']\n"
+            "    data = entry.locate().read_bytes()\n"
+            "    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=')\n"
+            "    out[script] = [str(entry.locate().resolve()), entry.hash.value,\n"
+            "                   digest.decode()]\n"
+            "print(json.dumps(out))"
+        )
+    )
+    for script, (located, recorded_hash, actual_hash) in recorded.items():
+        assert located == str((prefix / "bin" / script).resolve())
+        assert recorded_hash == actual_hash, script
+    pip_version = real_project.run(str(prefix / "bin/pip"), "--version")
+    assert f"python{XY}/site-packages/pip" in pip_version and str(prefix) in pip_version
+    assert "--nproc-per-node" in real_project.run(str(prefix / "bin/torchrun"), "--help")
 
 
 def test_bench_trains_inside_the_environment(first_env, real_project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -196,6 +239,11 @@ def test_bench_trains_inside_the_environment(first_env, real_project, tmp_path: 
     assert run["torch"]["version"] == TORCH
     assert run["machine"]["prefix"] == str(real_project.prefix)
     assert run["machine"]["python_executable"] == str(real_project.prefix / "bin/python")
+    # The result names the lock the environment was installed from: the lock's own content hash
+    # for this platform (read here from the lockfile, not from setup-tool's state file).
+    content_hash = yaml.safe_load(real_project.lockfile.read_text())["metadata"]["content_hash"]
+    assert run["environment"]["prefix"] == str(real_project.prefix)
+    assert run["environment"]["lock_hash"].startswith(f"linux-64:{content_hash['linux-64']}:")
 
 
 def test_a_second_env_changes_nothing_and_still_passes(first_env, real_project) -> None:  # type: ignore[no-untyped-def]

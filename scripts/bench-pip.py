@@ -9,10 +9,13 @@ round after round (``--repeat`` rounds), so that a change in the machine's load 
 for each the median wall time and the median CPU time (user + system, of the child) are
 reported: on a shared machine the CPU time is the steadier measure of the work done.
 
-- ``setup-tool``: what ``install`` does for the pip part of a lock: every cached wheel's
-  sha256 verified (``download.fetch_all``), then ``wheelinstall.install_wheels`` into a
-  staging directory with the final prefix's interpreter in the scripts, then the rename;
-  ``--workers`` threads (1 = one wheel after the other);
+- ``setup-tool``: what ``install`` does for the pip part of a lock: the cached wheels
+  verified (``download.fetch_all``), then ``wheelinstall.install_wheels`` into a staging
+  directory with the final prefix's interpreter in the scripts, then the rename; ``--workers``
+  threads (1 = one wheel after the other). Two states of setup-tool's cache: ``hashed``, no
+  stamps (every wheel's sha256 computed, as on a first install from a ``file://`` index or
+  right after the download), and ``stamped`` (a repeat install into a new prefix: each
+  wheel's stamp matches, nothing is hashed);
 - ``uv cold``: ``uv pip install --no-deps --offline --require-hashes`` of the same files with an
   empty uv cache (uv unzips each wheel into its cache, then links from there);
 - ``uv warm``: the same with uv's cache already holding the unzipped wheels (the second
@@ -75,25 +78,14 @@ def new_venv(path: Path) -> Path:
 
 
 def ours_child(cached: list[tuple[Path, str]], cache: Path, scratch: Path, workers: int) -> float:
-    from packaging.utils import parse_wheel_filename
-
     from setup_tool.install.download import PackageCache, fetch_all
     from setup_tool.install.wheelinstall import install_wheels
-    from setup_tool.install.wheels import LockedWheel, PythonTarget
+    from setup_tool.install.wheels import PythonTarget
 
     final = new_venv(scratch / "env")
     staging = scratch / ".env.staging"
     final.rename(staging)
-    wheels = [
-        LockedWheel(
-            str(parse_wheel_filename(path.name)[0]),
-            str(parse_wheel_filename(path.name)[1]),
-            path.as_uri(),
-            digest,
-            "linux-64",
-        )
-        for path, digest in cached
-    ]
+    wheels = _locked(cached)
     python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
     cpu = _own_cpu()
     started = time.perf_counter()
@@ -113,14 +105,42 @@ def ours_child(cached: list[tuple[Path, str]], cache: Path, scratch: Path, worke
 
 
 def ours(
-    cached: list[tuple[Path, str]], cache: Path, scratch: Path, workers: int
+    cached: list[tuple[Path, str]], cache: Path, scratch: Path, workers: int, stamped: bool
 ) -> tuple[float, float]:
     """``ours_child`` in a child process: (wall, CPU) seconds of the install itself."""
+    if not stamped:
+        shutil.rmtree(cache / "stamps", ignore_errors=True)  # every wheel is hashed again
+    else:
+        prime_stamps(cached, cache)
     spec = json.dumps([[str(p), d] for p, d in cached])
     argv = [sys.executable, __file__, "--child", spec, str(cache), str(scratch), str(workers)]
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     wall, cpu = json.loads(done.stdout.splitlines()[-1])
     return wall, cpu
+
+
+def prime_stamps(cached: list[tuple[Path, str]], cache: Path) -> None:
+    """Verify every wheel once, so that the next fetch trusts their stamps (a repeat install)."""
+    from setup_tool.install.download import PackageCache, fetch_all
+
+    fetch_all(_locked(cached), PackageCache(cache))
+
+
+def _locked(cached: list[tuple[Path, str]]) -> list[Any]:
+    from packaging.utils import parse_wheel_filename
+
+    from setup_tool.install.wheels import LockedWheel
+
+    return [
+        LockedWheel(
+            str(parse_wheel_filename(path.name)[0]),
+            str(parse_wheel_filename(path.name)[1]),
+            path.as_uri(),
+            digest,
+            "linux-64",
+        )
+        for path, digest in cached
+    ]
 
 
 def uv(
@@ -204,8 +224,12 @@ def main() -> None:
         size = sum(path.stat().st_size for path, _ in cached)
         print(f"{len(cached)} wheels, {size / 2**20:.0f} MiB, Python {sys.version.split()[0]}")
         variants: list[tuple[str, Run]] = [
-            (f"setup-tool, {w} worker(s)", lambda s, w=w: ours(cached, cache, s, w))
+            (
+                f"setup-tool, {w} worker(s), {'stamped' if st else 'hashed'}",
+                lambda s, w=w, st=st: ours(cached, cache, s, w, st),
+            )
             for w in args.workers
+            for st in (False, True)
         ]
         if args.uv:
             warm_cache = root / "uv-warm-cache"

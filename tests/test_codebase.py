@@ -164,17 +164,17 @@ HINT_POSITION = {
 }
 
 
-def _hintless_raises(tree: ast.Module) -> list[int]:
+def _hintless_errors(tree: ast.Module) -> list[int]:
+    """Lines that make an error of the tree without a hint (raised, or returned to raise)."""
     lines = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+        if not isinstance(node, ast.Call):
             continue
-        func = node.exc.func
-        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
         if name not in HINT_POSITION:
             continue
-        given = len(node.exc.args) > HINT_POSITION[name]
-        if not given and not any(k.arg in ("hint", None) for k in node.exc.keywords):
+        given = len(node.args) > HINT_POSITION[name]
+        if not given and not any(k.arg in ("hint", None) for k in node.keywords):
             lines.append(node.lineno)
     return lines
 
@@ -185,7 +185,7 @@ def test_every_error_raised_says_how_to_fix_it() -> None:
     for name, tree in _modules("setup_tool"):
         if name.startswith("setup_tool/doctor/"):  # checked once its own work has landed
             continue
-        missing += [f"{name}:{line}" for line in _hintless_raises(tree)]
+        missing += [f"{name}:{line}" for line in _hintless_errors(tree)]
     assert missing == [], "pass a hint (what to do) to each of these errors"
 
 
@@ -194,4 +194,4 @@ def test_the_hint_check_sees_a_missing_hint() -> None:
         "raise UsageError('a')\nraise UsageError('a', 'fix')\nraise SpecError('f', 'a')\n"
         "raise SpecError('f', 'a', hint='fix')\nraise LockfileInvalid('a', hint)\n"
     )
-    assert _hintless_raises(tree) == [1, 3]
+    assert _hintless_errors(tree) == [1, 3]

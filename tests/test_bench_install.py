@@ -46,8 +46,8 @@ def test_a_small_channel_runs_every_measurement(bench_install: ModuleType, tmp_p
         for transport, url in (("file", channel.url), ("http", http_url)):
             bench_install.one_round(bench, transport, url, lambda _: None)
     table = bench_install.table(bench)
-    for what in ("raw cold", "raw warm", "setup-tool cold", "setup-tool warm", "no-op",
-                 "upgrade (3 large)", "dry-run"):  # fmt: skip
+    for what in ("raw cold", "raw warm", "setup-tool cold", "setup-tool warm",
+                 "warm, --verify-cache", "no-op", "upgrade (3 large)", "dry-run"):  # fmt: skip
         assert set(bench.results[what]) == {"file", "http"}, what
         assert f"| {what} |" in table
     assert all(s.peak_rss_mb > 0 for per in bench.results.values() for v in per.values() for s in v)

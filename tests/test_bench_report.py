@@ -139,7 +139,7 @@ def test_bad_options_are_refused_before_anything_runs(values: dict[str, Any], me
 def test_every_python_m_bench_option_is_a_setup_tool_bench_option(cli: Cli) -> None:
     import typer.main
 
-    from setup_tool.cli.app import app
+    from setup_tool.cli import app
     from setup_tool_bench.options import OPTIONS
 
     command = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]

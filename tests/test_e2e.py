@@ -124,9 +124,13 @@ def test_the_environment_is_its_own_python_with_the_locked_torch(first_env, real
     said = json.loads(
         real_project.python(
             "import json, sys, torch, numpy\n"
+            "from importlib import metadata\n"
+            "dist = metadata.distribution('torch')\n"
             "print(json.dumps({'prefix': sys.prefix, 'torch': torch.__version__,\n"
             "    'torch_file': torch.__file__, 'numpy': numpy.__version__,\n"
-            "    'sum': float(torch.ones(3, 4).sum())}))"
+            "    'sum': float(torch.ones(3, 4).sum()),\n"
+            "    'installer': dist.read_text('INSTALLER'), 'record': bool(dist.files),\n"
+            "    'dists': sorted(d.metadata['Name'].lower() for d in metadata.distributions())}))"
         )
     )
     prefix = real_project.prefix
@@ -135,13 +139,12 @@ def test_the_environment_is_its_own_python_with_the_locked_torch(first_env, real
     assert said["torch_file"] == str(prefix / f"lib/python{XY}/site-packages/torch/__init__.py")
     assert said["numpy"] == "2.4.6"
     assert said["sum"] == 12.0
-    # Installed as pip would: metadata, RECORD and INSTALLER are there, so the environment's
-    # own pip (the conda package's entry point) lists it.
-    listed = real_project.run(str(prefix / "bin" / "pip"), "list", "--format=json")
-    versions = {p["name"].lower(): p["version"] for p in json.loads(listed)}
-    assert versions["torch"] == TORCH
-    assert versions["numpy"] == "2.4.6"
-    assert "torchvision" not in versions
+    # Installed as an installer must: INSTALLER and RECORD written, so pip and
+    # importlib.metadata see every wheel (and the conda pip package's own dist-info).
+    assert said["installer"].strip()
+    assert said["record"] is True
+    assert {"torch", "numpy", "sympy", "jinja2", "markupsafe", "pip"} <= set(said["dists"])
+    assert "torchvision" not in said["dists"]
 
 
 def test_doctor_passes_on_the_cpu_with_the_installed_torch(first_env, real_project) -> None:  # type: ignore[no-untyped-def]

@@ -182,47 +182,62 @@ def test_pip_list_and_pip_uninstall_work_after_the_move(tmp_path: Path) -> None:
     assert (site / "demo_lib").is_dir()
 
 
-def test_a_wheel_installed_in_slices_has_one_complete_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A large wheel is written by several threads (slices of its files): RECORD lists every
-    file once, scripts and INSTALLER are written once, and pip uninstall removes it all."""
-    from setup_tool.install import wheelinstall
-    from setup_tool.install.download import Fetched
-    from setup_tool.install.wheels import LockedWheel, PythonTarget
-
-    monkeypatch.setattr(wheelinstall, "FILES_PER_SLICE", 10)
-    files = tuple((f"big/sub{n % 7}/m{n}.py", f"N = {n}\n") for n in range(120))
-    spec = WheelSpec(
-        "big", "1.0", files=(("big/__init__.py", "def main():\n    pass\n"), *files),
-        console_scripts=(("big-tool", "big:main"),),
-    )  # fmt: skip
-    built = build_wheel(tmp_path / "wheels", spec)
+def _venv_staging(tmp_path: Path) -> tuple[Path, Path]:
     final, staging = tmp_path / "env", tmp_path / ".env.staging-1"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(final)], check=True)
     final.rename(staging)
-    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
-    wheel = LockedWheel("big", "1.0", built.url, built.sha256, "linux-64")
-    assert wheelinstall._parts(built.path) == wheelinstall.WORKERS  # sliced, 4 ways
-    install_wheels(
-        [Fetched(wheel, built.path, cached=True)],
-        staging=staging, final_prefix=final, python=python, platform="linux-64",
-    )  # fmt: skip
-    staging.rename(final)
+    return final, staging
 
-    site = final / python.site_packages
-    record = (site / "big-1.0.dist-info/RECORD").read_text().splitlines()
-    paths = [line.split(",")[0] for line in record]
-    assert len(paths) == len(set(paths))  # each once
-    expected = {p for p, _ in spec.payload()} | {
-        "../../../bin/big-tool",
-        *(f"big-1.0.dist-info/{n}" for n in
-          ("METADATA", "WHEEL", "entry_points.txt", "INSTALLER", "direct_url.json", "RECORD")),
-    }  # fmt: skip
-    assert set(paths) == expected
-    pip = [sys.executable, "-m", "pip", "--python", str(final / "bin/python")]
-    removed = subprocess.run(
-        [*pip, "uninstall", "-y", "big"], capture_output=True, text=True, check=False
-    )
-    assert removed.returncode == 0, removed.stderr
-    assert not (site / "big").exists() and not (final / "bin/big-tool").exists()
+
+def test_wheels_sharing_a_directory_install_side_by_side(tmp_path: Path) -> None:
+    """Like NVIDIA's nvidia-*-cu12 wheels, which all write under site-packages/nvidia/: eight
+    wheels installed by four threads at once, each complete, none clobbering another."""
+    from setup_tool.install.download import Fetched
+    from setup_tool.install.wheels import LockedWheel, PythonTarget
+
+    specs = [
+        WheelSpec(f"nsp-part{n}", "1.0", files=(
+            (f"nsp/part{n}/__init__.py", f"N = {n}\n"),
+            *((f"nsp/part{n}/lib/m{k}.py", "") for k in range(30)),
+        ))
+        for n in range(8)
+    ]  # fmt: skip
+    built = [build_wheel(tmp_path / "wheels", spec) for spec in specs]
+    final, staging = _venv_staging(tmp_path)
+    fetched = [
+        Fetched(LockedWheel(w.name, w.version, w.url, w.sha256, "linux-64"), w.path, cached=True)
+        for w in built
+    ]
+    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
+    install_wheels(
+        fetched, staging=staging, final_prefix=final, python=python, platform="linux-64",
+        workers=4,
+    )  # fmt: skip
+    site = staging / python.site_packages
+    for n in range(8):
+        assert len(list((site / f"nsp/part{n}/lib").iterdir())) == 30
+        record = (site / f"nsp_part{n}-1.0.dist-info/RECORD").read_text()
+        assert record.count(f"nsp/part{n}/") == 31
+
+
+def test_two_wheels_writing_one_file_is_an_error(tmp_path: Path) -> None:
+    from setup_tool.errors import SetupToolError
+    from setup_tool.install.download import Fetched
+    from setup_tool.install.wheels import LockedWheel, PythonTarget
+
+    built = [
+        build_wheel(tmp_path / "wheels", WheelSpec(name, "1.0", files=(("same/x.py", name),)))
+        for name in ("first", "second")
+    ]
+    final, staging = _venv_staging(tmp_path)
+    fetched = [
+        Fetched(LockedWheel(w.name, w.version, w.url, w.sha256, "linux-64"), w.path, cached=True)
+        for w in built
+    ]
+    python = PythonTarget(sys.version_info[:2], f"cp{sys.version_info[0]}{sys.version_info[1]}")
+    with pytest.raises(
+        SetupToolError, match=r"would overwrite lib/python3\.\d+/site-packages/same/x\.py"
+    ):
+        install_wheels(
+            fetched, staging=staging, final_prefix=final, python=python, platform="linux-64"
+        )

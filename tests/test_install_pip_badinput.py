@@ -131,12 +131,27 @@ def test_a_source_entry_is_refused_and_nothing_is_built(  # type: ignore[no-unty
     wheels = build_demo(tmp_path / "other")
     lock = lock_with(cpu_lock, tmp_path / "sdist.yml", wheels, overrides={"demo-lib": {"url": url}})
     before = snapshot(installed, tmp_path / "cache")
-    error = refused(cli, lock, installed, ExitCode.ERROR)
-    assert f"has pip packages that are sources, not wheels: demo-lib 1.0.0 ({url})" in error
+    error = refused(cli, lock, installed, ExitCode.LOCK_MISMATCH)
+    assert f"pip package demo-lib 1.0.0 is a source, not a wheel ({url})" in error
     assert "builds nothing from source" in error
     assert snapshot(installed, tmp_path / "cache") == before
     dry = cli("install", "--lockfile", str(lock), "--prefix", str(installed), "--dry-run")
-    assert dry.exit_code == ExitCode.ERROR and "sources, not wheels" in dry.stderr
+    assert dry.exit_code == ExitCode.LOCK_MISMATCH and "a source, not a wheel" in dry.stderr
+
+
+def test_a_source_entry_is_reported_after_the_machine_reasons(  # type: ignore[no-untyped-def]
+    cli, cpu_lock: Path, tmp_path: Path
+) -> None:
+    """Every reason, in order: a wheel for another architecture (platform) before the source."""
+    foreign = build_wheel(
+        tmp_path / "w", WheelSpec("native", "1.0", "cp312", "cp312", "manylinux_2_17_aarch64")
+    )
+    wheels = [*build_demo(tmp_path / "other"), foreign]
+    git = "git+https://github.com/example/demo-lib.git@f337da0"
+    lock = lock_with(cpu_lock, tmp_path / "two.yml", wheels, overrides={"demo-lib": {"url": git}})
+    error = refused(cli, lock, tmp_path / "env", ExitCode.LOCK_MISMATCH)
+    assert "(2 reasons)" in error
+    assert error.index("manylinux_2_17_aarch64") < error.index("is a source, not a wheel")
 
 
 @pytest.mark.parametrize(

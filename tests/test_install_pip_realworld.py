@@ -63,16 +63,20 @@ def test_poprox_passes_the_machine_check_and_its_git_entry_is_refused(
         ("poprox-concepts", False),
         ("progress-api", True),
     ]
-    assert check_machine(locked, CPU_MACHINE) == []
-    check = check_wheels(locked.wheels, locked.python, "linux-64", CPU_MACHINE)
+    (source,) = check_machine(locked, CPU_MACHINE)  # the conda part and the wheel fit
+    assert source.kind == "other" and "poprox-concepts" in source.reason
+    wheel = [w for w in locked.wheels if w.is_wheel]  # progress-api fits; the git entry never
+    check = check_wheels(wheel, locked.python, "linux-64", CPU_MACHINE)
     assert check.problems == () and check.warnings == ()
 
     result = dry_run(cli, POPROX, tmp_path, {**offline, "CONDA_OVERRIDE_GLIBC": "2.36"})
-    assert result.exit_code == ExitCode.ERROR, result.output
+    assert result.exit_code == ExitCode.LOCK_MISMATCH, result.output
+    error = json.loads(result.stdout)["error"]
     assert (
-        "has pip packages that are sources, not wheels: poprox-concepts 0.0.1 "
+        "pip package poprox-concepts 0.0.1 is a source, not a wheel "
         "(git+https://github.com/CCRI-POPROX/poprox-concepts.git@f337da0"
-    ) in result.stderr
+    ) in error["message"]
+    assert [r["kind"] for r in error["reasons"]] == ["other"]
     assert "Traceback" not in result.stderr and not (tmp_path / "env").exists()
 
 

@@ -234,11 +234,17 @@ def test_cuda_wheels_without_a_fitting_driver_are_refused(
     assert words in problem.reason and fix in problem.fix
 
 
-def test_a_source_entry_is_not_checked_as_a_wheel() -> None:
-    source = LockedWheel(
-        "poprox-concepts", "0.0.1", "git+https://github.com/x/y.git@f337", "", "linux-64"
-    )
+@pytest.mark.parametrize(
+    "url",
+    [
+        "git+https://github.com/x/y.git@f337",
+        "https://files.pythonhosted.org/packages/aa/y-0.0.1.tar.gz",
+        "file:///home/me/src/y",
+    ],
+)
+def test_a_source_entry_is_an_other_reason(url: str) -> None:
+    source = LockedWheel("y", "0.0.1", url, "", "linux-64")
     assert not source.is_wheel
-    assert check_wheels([source], PY312, "linux-64", LINUX) == check_wheels(
-        [], PY312, "linux-64", LINUX
-    )
+    (problem,) = check_wheels([source], PY312, "linux-64", LINUX).problems
+    assert problem.kind == "other"
+    assert f"pip package y 0.0.1 is a source, not a wheel ({url})" in problem.reason

@@ -38,7 +38,7 @@ from setup_tool.install.lockread import LockedPackage, LockedPlatform, read_lock
 from setup_tool.install.plan import Plan, WheelPlan, make_plan
 from setup_tool.install.progress import Progress
 from setup_tool.install.request import InstallRequest, install_request, machine_facts
-from setup_tool.install.wheels import LockedWheel, refuse_sources
+from setup_tool.install.wheels import LockedWheel
 from setup_tool.interpreter import prefix_python
 
 __all__ = [
@@ -104,7 +104,6 @@ def install(request: InstallRequest, progress: Progress | None = None) -> Instal
     )
     check = assess(locked, request.machine)
     _refuse_mismatch(locked, check, request)
-    refuse_sources(locked.wheels, locked.path)
     warnings = (*locked.warnings, *check.warnings)
     for warning in warnings:
         progress.warning(warning)

@@ -11,6 +11,8 @@ allowed). The tags this environment accepts are built with ``packaging.tags`` fr
 
 A wheel fits when one of its tags is accepted. When none is, the reason is worked out per part
 (Python/ABI, then platform: architecture, glibc, macOS) so the message names the real cause.
+A pip entry that is not a wheel (an sdist, a ``git+https://`` checkout) never fits: it would
+have to be built, and setup-tool builds nothing from source (an "other" reason).
 
 CUDA wheels need a driver. Which wheels: NVIDIA's ``nvidia-<lib>-cu<major>`` (and the like:
 ``cupy-cuda12x``, ``jax-cuda12-plugin``), the CUDA runtime wheels whose version is the CUDA
@@ -121,9 +123,28 @@ def check_wheels(
     machine: MachineFacts,
 ) -> WheelCheck:
     """Every reason the lock's wheels cannot be installed here, and CUDA warnings."""
-    from packaging.tags import compatible_tags, cpython_tags
+    sources = [_source_mismatch(w) for w in wheels if not w.is_wheel]
+    check = _check_candidates([w for w in wheels if w.is_wheel], python, platform, machine)
+    return WheelCheck((*check.problems, *sources), check.warnings)
 
-    candidates = [w for w in wheels if w.is_wheel]
+
+def _source_mismatch(wheel: LockedWheel) -> Mismatch:
+    """A pip entry that is a source (sdist, VCS checkout): it would have to be built."""
+    return Mismatch(
+        f"pip package {wheel.name} {wheel.version} is a source, not a wheel ({wheel.url}); "
+        f"setup-tool installs only wheels and builds nothing from source",
+        "build a wheel of it (`pip wheel --no-deps <url>`), publish it to an index and relock, "
+        "or install this lock with `conda-lock install`, which builds it with pip",
+        "other",
+    )
+
+
+def _check_candidates(
+    candidates: list[LockedWheel],
+    python: PythonTarget | None,
+    platform: str,
+    machine: MachineFacts,
+) -> WheelCheck:
     if not candidates:
         return WheelCheck()
     if python is None:
@@ -148,6 +169,8 @@ def check_wheels(
                 ),
             )
         )
+    from packaging.tags import compatible_tags, cpython_tags
+
     accepted = {
         *cpython_tags(python.version, [python.abi], platforms),
         *compatible_tags(python.version, python.interpreter, platforms),

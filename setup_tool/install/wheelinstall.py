@@ -20,11 +20,11 @@ No bytecode is compiled: that is uv's default too; CPython writes ``__pycache__`
 import where the environment is writable, and compiling every module of a large wheel (torch
 has ~2,400) would cost more than the install itself.
 
-Wheels are installed by a few threads, largest first, and a large wheel in slices of its files
-(``_Slice``), one per thread: creating 12,000 files is most of torch's install, and the GIL is
-released while the kernel creates a file, inflates (zlib) or hashes. installer's own API is used
-for each slice; the destination (``_SlicedDestination``) makes parent directories safely from
-several threads and writes one RECORD for the whole wheel.
+Wheels are installed by a few threads, largest first (zlib, hashing and file writes release the
+GIL, so small wheels go in while torch is written). One wheel is one thread: splitting torch's
+12,000 files over threads, tried with installer's API, did not make it faster on a 2-core
+machine (each thread re-reads the zip directory, and most of the work holds the GIL), so it is
+not done; ``docs/install.md`` has the figures.
 
 A file that a wheel would write where another package of the lock already put one is an
 error: conda-lock's ``pip install`` would silently overwrite the conda package's file.
@@ -36,16 +36,16 @@ import contextlib
 import os
 import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.exceptions import InstallerError
 from installer.records import RecordEntry
-from installer.sources import WheelContentElement, WheelFile
+from installer.sources import WheelFile
 from installer.utils import Scheme
 
 from setup_tool.errors import SetupToolError
@@ -53,13 +53,16 @@ from setup_tool.install.download import Fetched
 from setup_tool.install.sitepackages import INSTALLER_NAME, direct_url
 from setup_tool.install.wheels import LockedWheel, PythonTarget
 
+if TYPE_CHECKING:
+    from installer.scripts import LauncherKind
+
 WORKERS = 4
-# A wheel is installed in slices of at least this many files, at most WORKERS slices: file
-# creation dominates a large wheel's install (torch: 12,000 files), and threads creating files
-# in parallel overlap the filesystem's latency (the GIL is released while the kernel works).
-FILES_PER_SLICE = 500
 # installer's launcher kinds for Windows prefixes (installer.scripts.LauncherKind).
-_WINDOWS_LAUNCHER = {"win-64": "win-amd64", "win-32": "win-ia32", "win-arm64": "win-arm64"}
+_WINDOWS_LAUNCHER: dict[str, LauncherKind] = {
+    "win-64": "win-amd64",
+    "win-32": "win-ia32",
+    "win-arm64": "win-arm64",
+}
 
 
 def site_packages(python: PythonTarget, platform: str) -> str:
@@ -107,45 +110,59 @@ def install_wheels(
 ) -> None:
     """Install every wheel into ``staging``, as if it were at ``final_prefix``."""
     claims = _Claims()
-    jobs = [
-        _WheelJob(item, staging, final_prefix, python, platform, claims, on_installed)
-        for item in fetched
-    ]
-    # Largest first, so that torch's slices do not start last; each slice is one task.
-    tasks = [
-        (job, index)
-        for job in sorted(jobs, key=lambda job: job.size, reverse=True)
-        for index in range(job.parts)
-    ]
+    # Largest first: torch should not be the one left to install alone at the end.
+    order = sorted(fetched, key=lambda item: item.path.stat().st_size, reverse=True)
     stop = threading.Event()
 
-    def run(job: _WheelJob, index: int) -> None:
-        if not stop.is_set():
-            job.install_slice(index)
+    def one(item: Fetched[LockedWheel]) -> None:
+        if stop.is_set():
+            return
+        _install_one(item, staging, final_prefix, python, platform, claims)
+        if on_installed is not None:
+            on_installed()
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="wheel") as pool:
-        futures = [pool.submit(run, job, index) for job, index in tasks]
+        futures = [pool.submit(one, item) for item in order]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
         if failed is not None:
-            stop.set()  # the others finish the slice they are on; the staging tree is deleted
+            stop.set()  # the others finish the wheel they are on; the staging tree is deleted
             for future in futures:
                 future.cancel()
             raise failed.exception()  # type: ignore[misc]
 
 
+def _install_one(
+    item: Fetched[LockedWheel],
+    staging: Path,
+    final_prefix: Path,
+    python: PythonTarget,
+    platform: str,
+    claims: _Claims,
+) -> None:
+    wheel = item.package
+    destination = _SharedDestination(
+        scheme(staging, python, platform, wheel.name),
+        interpreter=interpreter(final_prefix, platform),
+        script_kind=_WINDOWS_LAUNCHER.get(platform, "posix"),
+    )
+    destination.claims, destination.owner = claims, wheel.key
+    metadata = {
+        "INSTALLER": f"{INSTALLER_NAME}\n".encode(),
+        "direct_url.json": direct_url(wheel.url, wheel.sha256),
+    }
+    with _wheel_errors(wheel, staging), WheelFile.open(item.path) as source:
+        install(source, destination, metadata)
+
+
 class _Claims:
-    """Which wheel writes which file: two wheels of one lock writing the same path is an error
-    (checked here because the slices of different wheels write at the same time)."""
+    """Which wheel writes which file, and the directories made, shared by the threads: two
+    wheels of one lock writing the same path is an error, whichever comes first."""
 
     def __init__(self) -> None:
         self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
         self.made: set[str] = set()  # directories made (a set's add is atomic under the GIL)
-
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
 
     def claim(self, path: str, owner: str) -> None:
         with self._lock:
@@ -153,97 +170,19 @@ class _Claims:
                 raise FileExistsError(f"File already exists: {path}")
 
 
-class _WheelJob:
-    """One wheel, installed as ``parts`` slices of its files by as many threads; the last
-    slice to finish writes RECORD (for all of them) and reports the wheel installed."""
+class _SharedDestination(SchemeDictionaryDestination):
+    """installer's destination, for wheels written by several threads into one prefix.
 
-    def __init__(
-        self,
-        item: Fetched[LockedWheel],
-        staging: Path,
-        final_prefix: Path,
-        python: PythonTarget,
-        platform: str,
-        claims: _Claims,
-        on_installed: Callable[[], None] | None,
-    ) -> None:
-        self.item, self.staging, self.on_installed = item, staging, on_installed
-        self.size = item.path.stat().st_size
-        self.parts = _parts(item.path)
-        self.destination = _destination(
-            scheme(staging, python, platform, item.package.name),
-            interpreter(final_prefix, platform),
-            _launcher(platform),
-            claims,
-            owner=item.package.key,
-        )
-        self._left = self.parts
-        self._lock = threading.Lock()
-
-    def install_slice(self, index: int) -> None:
-        wheel = self.item.package
-        metadata = {
-            "INSTALLER": f"{INSTALLER_NAME}\n".encode(),
-            "direct_url.json": direct_url(wheel.url, wheel.sha256),
-        }
-        with _wheel_errors(wheel, self.staging):
-            with zipfile.ZipFile(self.item.path) as archive:
-                source = _slice_source(archive, index, self.parts)
-                install(source, self.destination, metadata if index == 0 else {})
-            with self._lock:
-                self._left -= 1
-                last = self._left == 0
-            if last:
-                self.destination.write_record()
-        if last and self.on_installed is not None:
-            self.on_installed()
-
-
-def _parts(path: Path) -> int:
-    with zipfile.ZipFile(path) as archive:
-        count = len(archive.infolist())
-    return max(1, min(WORKERS, count // FILES_PER_SLICE))
-
-
-class _Slice(WheelFile):
-    """Every ``count``-th file of a wheel, from ``index``: one thread's share of the wheel.
-
-    Only slice 0 reports ``entry_points.txt``, so console scripts are written once. Each
-    thread opens the wheel itself (a ``ZipFile`` is not safe to share between threads).
-    """
-
-    def __init__(self, archive: zipfile.ZipFile, index: int, count: int) -> None:
-        super().__init__(archive)
-        self.index, self.count = index, count
-
-    @property
-    def dist_info_filenames(self) -> list[str]:
-        names = super().dist_info_filenames
-        return names if self.index == 0 else [n for n in names if n != "entry_points.txt"]
-
-    def get_contents(self) -> Iterator[WheelContentElement]:
-        for position, element in enumerate(super().get_contents()):
-            if position % self.count == self.index:
-                yield element
-
-
-def _slice_source(archive: zipfile.ZipFile, index: int, count: int) -> WheelFile:
-    return WheelFile(archive) if count == 1 else _Slice(archive, index, count)
-
-
-class _SlicedDestination(SchemeDictionaryDestination):
-    """installer's destination, for slices written by several threads at once.
-
-    - parent directories are made with ``exist_ok`` (installer's exists-then-mkdir races
-      between threads: two slices making ``torch/ao`` at once);
-    - every target path is claimed (``_Claims``): another wheel's file is never overwritten;
-    - RECORD is written once, with every slice's entries, by ``write_record``.
+    - parent directories are made with ``exist_ok``: installer's exists-then-mkdir races
+      between two wheels making a shared directory (``site-packages/nvidia`` for every
+      ``nvidia-*-cu12`` wheel) at once;
+    - every target path is claimed (``_Claims``): another wheel's file is never overwritten,
+      even when both are written at the same moment (installer's own check covers the files
+      conda put there).
     """
 
     claims: _Claims
     owner: str
-    _records: list[tuple[Scheme, RecordEntry]]
-    _record_path: tuple[Scheme, str] | None
 
     def write_to_fs(
         self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
@@ -257,28 +196,6 @@ class _SlicedDestination(SchemeDictionaryDestination):
                 os.makedirs(parent, exist_ok=True)  # noqa: PTH103
                 self.claims.made.add(parent)
         return super().write_to_fs(scheme, path, stream, is_executable)
-
-    def finalize_installation(
-        self, scheme: Scheme, record_file_path: str, records: Iterable[tuple[Scheme, RecordEntry]]
-    ) -> None:
-        with self.claims.lock:
-            self._record_path = (scheme, record_file_path)
-            self._records.extend(r for r in records if r[1].path != record_file_path)
-
-    def write_record(self) -> None:
-        assert self._record_path is not None
-        scheme, path = self._record_path
-        entries = [*self._records, (scheme, RecordEntry(path, None, None))]
-        super().finalize_installation(scheme, path, entries)
-
-
-def _destination(
-    scheme_dict: dict[str, str], python: str, launcher: Any, claims: _Claims, *, owner: str
-) -> _SlicedDestination:
-    destination = _SlicedDestination(scheme_dict, interpreter=python, script_kind=launcher)
-    destination.claims, destination.owner = claims, owner
-    destination._records, destination._record_path = [], None
-    return destination
 
 
 @contextlib.contextmanager
@@ -300,10 +217,6 @@ def _wheel_errors(wheel: LockedWheel, staging: Path) -> Iterator[None]:
             f"installable wheel: {exc}; the previous environment is unchanged",
             "its sha256 matches the lock, so the lock names a broken wheel: relock",
         ) from None
-
-
-def _launcher(platform: str) -> Any:
-    return _WINDOWS_LAUNCHER.get(platform, "posix")
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -6,13 +6,14 @@ conda-lock writes one entry per PyPI package and platform (``name``, ``version``
 
 - only wheels are installed. An entry whose URL is a source (an sdist ``.tar.gz`` / ``.zip``,
   a ``git+https://`` checkout, a directory) would have to be *built*, which runs arbitrary code
-  and gives no reproducible result; it is kept as a ``LockedWheel`` with ``is_wheel`` false so
-  the machine check sees the rest of the lock, and the install refuses it by name;
+  and gives no reproducible result; it is kept as a ``LockedWheel`` with ``is_wheel`` false,
+  and the machine check (``wheelcompat``) refuses it by name, as one of its reasons;
 - every wheel needs a 64-hex sha256: it is verified like a conda package's;
 - every dependency of a pip entry must be in the lock, as another pip entry or as the conda
-  package that provides it (conda-lock solves pip dependencies against the conda packages
-  first, so a complete lock always has them; a missing one means a truncated or hand-edited
-  file).
+  package that provides it under its PyPI name (``setup_tool.lock.pypi_names.CONDA_TO_PYPI``,
+  e.g. ``pytorch`` provides ``torch``; conda-lock and ``setup-tool lock`` solve pip
+  dependencies against the conda packages first, so a complete lock always has them; a
+  missing one means a truncated or hand-edited file).
 
 What Python the wheels are for is read from the lock's conda ``python`` / ``python_abi``
 packages: the environment's interpreter is known before anything is installed.
@@ -27,24 +28,11 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from setup_tool.errors import LockfileInvalid, SetupToolError
+from setup_tool.errors import LockfileInvalid
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # A requirement's name as conda-lock writes it: "name", "name[extra]" (PEP 508 names).
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-# PyPI distributions that conda-forge ships under another package name. A pip entry depending
-# on the PyPI name is satisfied by the conda package. conda-lock reads the same facts from the
-# grayskull mapping (conda_lock/lookup.py, DEFAULT_MAPPING_URL:
-# https://github.com/regro/cf-graph-countyfair/blob/master/mappings/pypi/grayskull_pypi_mapping.json),
-# which needs the network; these are the renames that mapping has for packages a PyTorch
-# environment holds. Names that differ only in case, "-", "_" or "." need no entry.
-CONDA_NAMES_OF_PYPI = {
-    "torch": ("pytorch", "pytorch-cpu", "pytorch-gpu"),  # conda-forge/pytorch-cpu-feedstock
-    "matplotlib": ("matplotlib", "matplotlib-base"),  # conda-forge/matplotlib-feedstock
-    "tables": ("pytables",),  # conda-forge/pytables-feedstock
-    "msgpack": ("msgpack-python",),  # conda-forge/msgpack-python-feedstock
-}
 
 
 def canonical(name: str) -> str:
@@ -197,8 +185,13 @@ def _locked_wheel(path: Any, dep: Any) -> LockedWheel:
 
 def _check_pip_complete(path: Any, platform: str, deps: Sequence[Any], hint: str) -> None:
     """Each pip entry's dependencies are pip entries or conda packages of the same platform."""
+    from setup_tool.lock.pypi_names import CONDA_TO_PYPI
+
     pip = {canonical(d.name) for d in deps if d.manager == "pip"}
-    conda = {canonical(d.name) for d in deps if d.manager == "conda"}
+    # A conda package provides the PyPI distribution its name maps to (the table the lock
+    # step uses, e.g. pytorch → torch), else the one its own name is (PEP 503-normalised).
+    conda = {canonical(CONDA_TO_PYPI.get(d.name, d.name)) for d in deps if d.manager == "conda"}
+    conda |= {canonical(d.name) for d in deps if d.manager == "conda"}
     for dep in sorted((d for d in deps if d.manager == "pip"), key=lambda d: d.name):
         names = [m.group(1) for r in dep.dependencies if (m := _REQUIREMENT_NAME.match(r))]
         missing = sorted(n for n in names if not _provided(canonical(n), pip, conda))
@@ -212,20 +205,4 @@ def _check_pip_complete(path: Any, platform: str, deps: Sequence[Any], hint: str
 
 
 def _provided(name: str, pip: set[str], conda: set[str]) -> bool:
-    if name in pip or name in conda:
-        return True
-    return any(canonical(other) in conda for other in CONDA_NAMES_OF_PYPI.get(name, ()))
-
-
-def refuse_sources(wheels: Sequence[LockedWheel], lockfile: Any) -> None:
-    """Refuse pip entries that are not wheels: they would have to be built from source."""
-    sources = [w for w in wheels if not w.is_wheel]
-    if not sources:
-        return
-    listed = ", ".join(f"{w.name} {w.version} ({w.url})" for w in sources)
-    raise SetupToolError(
-        f"{lockfile} has pip packages that are sources, not wheels: {listed}; setup-tool "
-        f"installs only wheels and builds nothing from source",
-        "build a wheel of each (`pip wheel --no-deps <url>`), publish it to an index and relock, "
-        "or install this lock with `conda-lock install`, which builds them with pip",
-    )
+    return name in pip or name in conda

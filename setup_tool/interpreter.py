@@ -46,7 +46,10 @@ def resolve_interpreter(
 ) -> Interpreter:
     """Pick the target interpreter; raise ``UsageError`` with a fix when there is none."""
     if python is not None and prefix is not None:
-        raise UsageError("--python and --prefix name the same thing; give one of them")
+        raise UsageError(
+            "--python and --prefix name the same thing; give one of them",
+            "pass --python PATH (an interpreter) or --prefix DIR (an environment), not both",
+        )
     if python is not None:
         found = _find_python(python)
         if found is None:

@@ -148,3 +148,50 @@ def test_cli_modules_import_from_each_other_only_what_is_defined_there() -> None
             defined = _defined(cli[source])
             problems += [f"{name}: {n} from {module}" for n in names if n not in defined]
     assert problems == [], "import core logic from the core, not through another command"
+
+
+# The error tree (setup_tool/errors.py) and the argument that is the hint when given by position.
+HINT_POSITION = {
+    "SetupToolError": 1,
+    "UsageError": 1,
+    "UnsupportedPlatform": 1,
+    "ChannelUnreachable": 1,
+    "LockfileInvalid": 1,
+    "LockfileMismatch": 1,
+    "HashMismatch": 1,
+    "SpecError": 2,
+    "SolveError": 2,
+}
+
+
+def _hintless_errors(tree: ast.Module) -> list[int]:
+    """Lines that make an error of the tree without a hint (raised, or returned to raise)."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+        if name not in HINT_POSITION:
+            continue
+        given = len(node.args) > HINT_POSITION[name]
+        if not given and not any(k.arg in ("hint", None) for k in node.keywords):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_every_error_raised_says_how_to_fix_it() -> None:
+    """An ``error:`` line always comes with a ``hint:`` line (README, "The commands")."""
+    missing = []
+    for name, tree in _modules("setup_tool"):
+        if name.startswith("setup_tool/doctor/"):  # checked once its own work has landed
+            continue
+        missing += [f"{name}:{line}" for line in _hintless_errors(tree)]
+    assert missing == [], "pass a hint (what to do) to each of these errors"
+
+
+def test_the_hint_check_sees_a_missing_hint() -> None:
+    tree = ast.parse(
+        "raise UsageError('a')\nraise UsageError('a', 'fix')\nraise SpecError('f', 'a')\n"
+        "raise SpecError('f', 'a', hint='fix')\nraise LockfileInvalid('a', hint)\n"
+    )
+    assert _hintless_errors(tree) == [1, 3]

@@ -187,6 +187,17 @@ def test_bad_explicit_files_say_what_is_wrong(
     assert caught.value.hint  # type: ignore[attr-defined]
 
 
+def test_pip_comments_are_refused_for_what_they_are(tmp_path: Path) -> None:
+    """conda-lock renders pip packages as ``# pip name @ url#sha256=...`` comments: they carry
+    a hash, so the refusal must not say they lack one; it says conda tools skip them."""
+    path = tmp_path / "conda-linux-64.lock"
+    path.write_text("@EXPLICIT\n" + LINUX_A + PIP_SIX)
+    with pytest.raises(LockfileInvalid) as caught:
+        read_explicit(path, path.read_bytes(), "linux-64")
+    assert "without hashes" not in caught.value.message
+    assert "comments" in caught.value.message and "--lockfile" in (caught.value.hint or "")
+
+
 def test_explicit_files_have_no_categories(cpu_explicit: Path) -> None:
     from setup_tool.errors import UsageError
 

@@ -65,10 +65,11 @@ def read_explicit(
     header_platform, input_hash, lines, pip = _split(path, text)
     if pip:
         raise LockfileInvalid(
-            f"{path} has pip packages ({', '.join(pip[:5])}), which an explicit lockfile only "
-            f"lists as comments, without hashes to verify them",
+            f"{path} has pip packages ({', '.join(pip[:5])}) as `# pip` comments, which conda "
+            f"and micromamba skip, and which setup-tool does not install from an explicit "
+            f"lockfile",
             "install from the conda-lock file it was rendered from (`--lockfile "
-            "conda-lock.yml`), which records the pip packages' hashes",
+            "conda-lock.yml`): setup-tool installs its pip packages too, each verified",
         )
     packages = tuple(_package(path, line, header_platform or platform) for line in lines)
     file_platform = header_platform or _platform_from_urls(path, packages) or platform

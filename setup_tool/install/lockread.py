@@ -257,7 +257,10 @@ def _parse(path: Path, refresh_hint: str) -> tuple[Any, list[tuple[str, str]]]:
             f"lockfile {path} not found", refresh_hint or "check the path given to --lockfile"
         )
     if path.is_dir():
-        raise UsageError(f"{path} is a directory, not a conda-lock file")
+        raise UsageError(
+            f"{path} is a directory, not a conda-lock file",
+            "pass the lockfile itself, e.g. --lockfile DIR/conda-lock.yml",
+        )
     try:
         content = _load_yaml(path)
         if not isinstance(content, dict):

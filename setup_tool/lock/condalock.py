@@ -54,6 +54,7 @@ def lock_specification(spec: EnvSpec, channels: Sequence[str] | None, mapping: P
             f"conda-lock cannot read the spec: {exc} ({cause})"
             if cause is not exc
             else f"conda-lock cannot read the spec: {exc}",
+            hint="fix what it names in the spec files (envs/README.md describes them)",
         ) from None
 
 

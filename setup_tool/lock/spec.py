@@ -207,7 +207,9 @@ def _read_document(path: Path, shown: str) -> Any:
             f"envs/README.md describes {path.name}",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(shown, f"cannot be read: {exc}") from None
+        raise SpecError(
+            shown, f"cannot be read: {exc}", hint="make it a readable UTF-8 text file"
+        ) from None
     try:
         document = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -220,7 +222,11 @@ def _read_document(path: Path, shown: str) -> Any:
             hint="fix the YAML syntax (indentation, quotes, `- ` before each list item)",
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(shown, f"malformed YAML: {exc}") from None
+        raise SpecError(
+            shown,
+            f"malformed YAML: {exc}",
+            hint="fix the YAML syntax (indentation, quotes, `- ` before each list item)",
+        ) from None
     if document is None:
         raise SpecError(shown, "is empty", hint="it needs at least `dependencies: []`")
     if not isinstance(document, yaml.MappingNode):
@@ -228,6 +234,7 @@ def _read_document(path: Path, shown: str) -> Any:
             shown,
             "must be a mapping of keys (channels, dependencies, ...)",
             line=document.start_mark.line + 1,
+            hint="write one `key:` per line at the top level, e.g. `dependencies:`",
         )
     return document
 
@@ -275,6 +282,7 @@ def _platforms(
                 f"unknown platform {platform!r} for the {variant.value} variant "
                 f"(valid: {', '.join(valid_platforms)})",
                 line=line,
+                hint="list only those; envs/README.md says which platforms each variant has",
             )
     if overlay and not platforms:
         raise SpecError(
@@ -298,12 +306,22 @@ def _string_list(node: Any, shown: str, key: str, lines: dict[str, int]) -> tupl
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
         return ()
     if not isinstance(node, yaml.SequenceNode):
-        raise SpecError(shown, f"`{key}` must be a list", line=node.start_mark.line + 1)
+        raise SpecError(
+            shown,
+            f"`{key}` must be a list",
+            line=node.start_mark.line + 1,
+            hint=f"write `{key}:` then one `- entry` per line, or `{key}: [a, b]`",
+        )
     items = []
     for item in node.value:
         line = item.start_mark.line + 1
         if not isinstance(item, yaml.ScalarNode) or not str(item.value).strip():
-            raise SpecError(shown, f"every `{key}` entry must be a plain string", line=line)
+            raise SpecError(
+                shown,
+                f"every `{key}` entry must be a plain string",
+                line=line,
+                hint="write each entry as `- text` (quoted if it holds `: ` or ` #`)",
+            )
         if item.tag != _YAML_STRING:  # conda-lock's parser would fail on it, naming no line
             kind = item.tag.rsplit(":", 1)[-1]
             raise SpecError(
@@ -397,7 +415,12 @@ def _boolean(node: Any, shown: str, key: str) -> bool | None:
         return None
     value = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
     if value not in ("true", "false"):
-        raise SpecError(shown, f"`{key}` must be true or false", line=node.start_mark.line + 1)
+        raise SpecError(
+            shown,
+            f"`{key}` must be true or false",
+            line=node.start_mark.line + 1,
+            hint=f"write `{key}: true` or `{key}: false`",
+        )
     return value == "true"
 
 
@@ -437,8 +460,10 @@ def _virtual_packages(node: Any, shown: str, lines: dict[str, int]) -> dict[str,
     if not isinstance(node, yaml.MappingNode):
         raise SpecError(
             shown,
-            '`virtual-packages` must be a mapping, e.g. `__cuda: "12.9"`',
+            "`virtual-packages` must be a mapping",
             line=node.start_mark.line + 1,
+            hint='write `virtual-packages:` then one `  __name: "version"` per line, e.g. '
+            '`  __cuda: "12.9"`',
         )
     known = sorted({"__cuda", *(name for table in BASELINE.values() for name in table)})
     result = {}
@@ -449,14 +474,16 @@ def _virtual_packages(node: Any, shown: str, lines: dict[str, int]) -> dict[str,
                 shown,
                 f"unknown virtual package {name!r} (valid: {', '.join(known)})",
                 line=line,
+                hint="use one of those names; envs/README.md describes virtual-packages",
             )
         value = str(value_node.value).strip() if isinstance(value_node, yaml.ScalarNode) else ""
         version = value.split(" ")[0]
         if not value or not re.match(r"^\d+(\.\d+)*$", version):
             raise SpecError(
                 shown,
-                f'{name}: {value!r} is not a version (write it quoted, e.g. "12.9")',
+                f"{name}: {value!r} is not a version",
                 line=line,
+                hint=f'write it quoted, e.g. `{name}: "12.9"`',
             )
         result[name] = value
         lines[f"virtual-packages:{name}"] = line
@@ -485,6 +512,7 @@ def _check_overrides_apply(overlay: SpecFile, root: Path) -> None:
                 shown_path(overlay.path, root),
                 f"{name} does not apply to {', '.join(overlay.platforms)}",
                 line=overlay.lines.get(f"virtual-packages:{name}"),
+                hint=f"remove {name}, or move it to the variant file whose platforms have it",
             )
 
 

@@ -201,7 +201,8 @@ def _failure(request: PipSolveRequest, result: CommandResult) -> SetupToolError:
     log.debug("uv for %s:\n%s", request.label, text)
     if result.returncode is None:
         return SetupToolError(
-            f"uv could not resolve the pip section for {request.label}: {result.why_not()}"
+            f"uv could not resolve the pip section for {request.label}: {result.why_not()}",
+            "check that uv runs (`uv --version`); `setup-tool -v lock` logs its command line",
         )
     fetch = _FETCH.search(text)
     if fetch and "No solution found" not in text:

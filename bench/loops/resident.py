@@ -71,12 +71,22 @@ def resolve_capture(requested: str, loop: str, device: torch.device) -> tuple[st
     return requested, None
 
 
+# Why a data-parallel step is not one CUDA graph, as the result's capture_note says it.
+DATA_PARALLEL_NO_GRAPH = (
+    "data-parallel steps are compiled, not captured in a CUDA graph: the time split runs the "
+    "step with and without the all-reduce (no_sync) one by one, and the hook that counts the "
+    "all-reduced buckets runs on the host, which a graph replay skips"
+)
+
+
 def capture_for(config: BenchConfig, device: torch.device) -> tuple[str, str | None]:
-    """The capture mode of this run: a data-parallel run's steps run eagerly (its all-reduce
-    is timed between steps; ``bench.config`` refuses any other explicit mode for it)."""
-    if config.data_parallel:
-        return "none", "data-parallel steps run uncaptured" if device.type == "cuda" else None
-    return resolve_capture(config.capture, config.loop, device)
+    """The capture mode of this run. A data-parallel step is compiled on CUDA (auto) but never
+    captured in a CUDA graph (``bench.config`` refuses graph modes for it); the note says why."""
+    if not config.data_parallel:
+        return resolve_capture(config.capture, config.loop, device)
+    if config.capture == "auto":
+        return ("compile", DATA_PARALLEL_NO_GRAPH) if device.type == "cuda" else ("none", None)
+    return config.capture, None
 
 
 def resolve_precision(requested: str, loop: str, device: torch.device) -> str:

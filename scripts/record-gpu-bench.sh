@@ -10,7 +10,7 @@
 # Step 1 also runs 1b (eager data-parallel steps), 1c (data-parallel throughput loop at batch
 # 4096) and 1d (the plain throughput loop at 4096, 1c's reference).
 # About 7 minutes on an H200 (most of it torch.compile warm-ups); ONLY_DDP=1 runs step 1 and
-# the report only (about 3 minutes). Run from the repository root with a Python that has torch
+# the report only (about 4 minutes). Run from the repository root with a Python that has torch
 # (default python3); nothing is installed or changed:
 #   OUT=gpu-bench PYTHON=python3 scripts/record-gpu-bench.sh
 #   OUT=gpu-ddp PYTHON=python3 ONLY_DDP=1 scripts/record-gpu-bench.sh

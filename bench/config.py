@@ -210,7 +210,7 @@ def _validate_data_parallel(config: BenchConfig) -> None:
         raise BenchUsageError(
             f"--capture {config.capture} does not apply to a data-parallel run",
             "its steps are not captured in a CUDA graph (the all-reduce is timed between "
-            "steps): use --capture compile (auto on CUDA) or none",
+            "steps): use --capture none or compile (auto picks by loop)",
         )
     if config.batch_size % config.world_size:
         raise BenchUsageError(

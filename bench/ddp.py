@@ -5,8 +5,9 @@ torchrun (``bench.launch``) starts one of these per GPU (NCCL) or per CPU share 
 ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``), joins the process group (``env://``),
 trains the fast or throughput loop on its share of every global batch (``ResidentTrainer``'s
 ``Shard``) with the model inside ``DistributedDataParallel``, and rank 0 writes the result.
-On CUDA the step is torch.compile'd but not captured in a CUDA graph (``bench.loops.resident``,
-``DATA_PARALLEL_NO_GRAPH``, says why).
+On CUDA the step runs eagerly or torch.compile'd (by loop), never captured in a CUDA graph
+(``bench.loops.resident``'s ``DATA_PARALLEL_AUTO_CAPTURE`` and ``DATA_PARALLEL_NO_GRAPH`` say
+why).
 
 What the result adds (``distributed``, docs/bench.md):
 

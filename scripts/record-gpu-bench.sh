@@ -7,7 +7,7 @@
 #   3. the fast loop with --precision tf32 through setup-tool (setup-tool used to refuse it);
 #   4. a --max-steps 50 quick check (the test set is cut to what the run trained on);
 #   5. setup-tool report over all of it (tables and plots).
-# Step 1 also runs 1b (eager data-parallel steps), 1c (data-parallel throughput loop at batch
+# Step 1 also runs 1b (compiled data-parallel steps), 1c (data-parallel throughput loop at batch
 # 4096) and 1d (the plain throughput loop at 4096, 1c's reference).
 # About 7 minutes on an H200 (most of it torch.compile warm-ups); ONLY_DDP=1 runs step 1 and
 # the report only (about 4 minutes). Run from the repository root with a Python that has torch
@@ -35,11 +35,11 @@ echo "== machine"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'nccl', torch.cuda.nccl.version(), 'gpus', torch.cuda.device_count())"
 
-echo "== 1. data-parallel fast loop, 1 GPU (NCCL), 2 epochs (--capture auto: compiled, no graph)"
+echo "== 1. data-parallel fast loop, 1 GPU (NCCL), 2 epochs (--capture auto: eager for the fast loop, no graph)"
 time st bench --python "$PY" --device cuda --nproc-per-node 1 --epochs 2 --label h200 --results-dir "$RES"
 echo "exit=$?"
-echo "== 1b. the same, eager DDP steps (--capture none), 1 epoch: what compiling gains"
-time st bench --python "$PY" --device cuda --nproc-per-node 1 --capture none --epochs 1 --label h200-eager --results-dir "$RES"
+echo "== 1b. the same, compiled DDP steps (--capture compile), 1 epoch: what compiling gains or costs"
+time st bench --python "$PY" --device cuda --nproc-per-node 1 --capture compile --epochs 1 --label h200-compiled --results-dir "$RES"
 echo "exit=$?"
 echo "== 1c. data-parallel throughput loop at batch 4096 (compute-bound steps), 2 epochs"
 time st bench --python "$PY" --device cuda --nproc-per-node 1 --loop throughput --batch-size 4096 --epochs 2 --label h200 --results-dir "$RES"

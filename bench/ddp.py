@@ -5,6 +5,9 @@ torchrun (``bench.launch``) starts one of these per GPU (NCCL) or per CPU share 
 ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``), joins the process group (``env://``),
 trains the fast or throughput loop on its share of every global batch (``ResidentTrainer``'s
 ``Shard``) with the model inside ``DistributedDataParallel``, and rank 0 writes the result.
+On CUDA the step runs eagerly or torch.compile'd (by loop), never captured in a CUDA graph
+(``bench.loops.resident``'s ``DATA_PARALLEL_AUTO_CAPTURE`` and ``DATA_PARALLEL_NO_GRAPH`` say
+why).
 
 What the result adds (``distributed``, docs/bench.md):
 
@@ -57,6 +60,13 @@ PROBE_STEPS = 20  # steps timed with and without the all-reduce, after the warm-
 # A collective that waits longer than this is a hang: torch.distributed raises instead.
 COLLECTIVE_TIMEOUT = timedelta(minutes=30)
 ENVIRONMENT = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
+# gradient_as_bucket_view: the gradients are views into the all-reduce buckets, which saves
+# copying each gradient into its bucket and back every step (kernel launches in a step that
+# is launch-bound at batch 16). static_graph stays off: DDP with static_graph=True inside
+# no_sync(), which the time split uses, fails or stops all-reducing (pytorch/pytorch#143580).
+GRADIENT_AS_BUCKET_VIEW = True
+STATIC_GRAPH = False
+DDP_OPTIONS = {"gradient_as_bucket_view": GRADIENT_AS_BUCKET_VIEW, "static_graph": STATIC_GRAPH}
 
 
 @dataclass(frozen=True)
@@ -206,18 +216,26 @@ class DataParallelTrainer:
             config, device, files, shard=Shard(env.rank, env.world_size), wrap=self._wrap
         )
         self.steps_per_epoch = self.inner.steps_per_epoch
-        self.details: dict[str, Any] = {
-            **self.inner.details,
-            "data_parallel": "torch.nn.parallel.DistributedDataParallel",
-            "per_rank_batch_size": self.inner.batch,
-        }
+        # The inner trainer's own dict, so that a compile that falls back to eager at the
+        # first step (its capture and capture_note) shows in what the result records.
+        self.details: dict[str, Any] = self.inner.details
+        self.details.update(
+            data_parallel="torch.nn.parallel.DistributedDataParallel",
+            ddp_options=dict(DDP_OPTIONS),
+            per_rank_batch_size=self.inner.batch,
+        )
         self.rank_epochs: list[list[dict[str, Any]]] = []
         self.time_split: dict[str, Any] | None = None
         self.topology = self._topology()
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         ids = [self.device.index] if self.device.type == "cuda" else None
-        self.ddp = DistributedDataParallel(model, device_ids=ids)
+        self.ddp = DistributedDataParallel(
+            model,
+            device_ids=ids,
+            gradient_as_bucket_view=GRADIENT_AS_BUCKET_VIEW,
+            static_graph=STATIC_GRAPH,
+        )
         # DDP checks a hook's annotations against its own classes; this module's are strings
         # (postponed annotations), so the hook goes in through an unannotated lambda.
         hook = lambda state, bucket: self.meter.hook(state, bucket)  # noqa: E731, PLW0108

@@ -95,7 +95,7 @@ OPTIONS: tuple[Option, ...] = (
         "--capture",
         "str",
         "fast/throughput: how the step is compiled or captured (auto: compile-graph on CUDA, "
-        "none elsewhere).",
+        "for a data-parallel run there none (fast) or compile (throughput); none elsewhere).",
         default="auto",
         choices=CAPTURES,
     ),

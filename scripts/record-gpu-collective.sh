@@ -47,8 +47,10 @@ report = json.load(open(sys.argv[1]))
 c = report["collective"] or {}
 print("summary:", report["summary"])
 print("collective:", {k: c.get(k) for k in ("ran", "passed", "backend", "world_size", "nccl_version", "seconds")})
+print("bandwidth null reason:", c.get("bandwidth_null_reason"))
+gb_s = lambda v: "null" if v is None else f"{v:.2f} GB/s"
 for b in c.get("bandwidth") or []:
-    print(f"  {b['bytes']:>11} B  {b['seconds'] * 1e6:9.1f} us  algbw {b['algbw_gb_s']:8.2f} GB/s  busbw {b['busbw_gb_s']:8.2f} GB/s")
+    print(f"  {b['bytes']:>11} B  {b['seconds'] * 1e6:9.1f} us  algbw {gb_s(b['algbw_gb_s']):>14}  busbw {gb_s(b['busbw_gb_s']):>14}")
 print("expected busbw:", c.get("expected_busbw_gb_s"), c.get("expected_basis"))
 print("topology:", json.dumps(c.get("topology")))
 print("peer access:", (report.get("probe") or {}).get("torch", {}).get("peer_access"))

@@ -77,6 +77,8 @@ def _check_data_parallel_result(result: dict[str, Any], baseline: dict[str, Any]
     assert dist["world_size"] == 2 and dist["backend"] == "gloo"
     assert dist["global_batch_size"] == 16 and dist["per_rank_batch_size"] == 8
     assert result["config"]["loop"] == "fast"  # the default of a data-parallel run
+    assert result["loop"]["ddp_options"] == {"gradient_as_bucket_view": True, "static_graph": False}
+    assert result["loop"]["capture"] == "none"  # auto on the CPU, as for one process
     ranks = dist["topology"]["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
     assert len({r["pid"] for r in ranks}) == 2  # two processes, really

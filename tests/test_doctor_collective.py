@@ -407,12 +407,46 @@ def test_p2p_off_between_two_gpus() -> None:
     )
 
 
-def test_one_gpu_has_no_bus_bandwidth_and_no_pairs() -> None:
-    stage = {**PASSED_CHECKS, "bandwidth": bandwidth_stage((1 << 30, 0.002))}
-    run = a_run(done(0, stage), backend="nccl", returncode=0)
-    one = parse_topology((DATA / "nvidia-smi-topo-1gpu.txt").read_text())
-    checks = judged(run, gpu_facts(1), one)
-    assert "busbw is 0 with one rank" in checks["collective.bandwidth"].detail
-    assert checks["collective.topology"].detail.endswith("no pair among the ranks")
+# What one H200 measured with world size 1 (doctor --distributed --expect cuda, NCCL 2.28.9):
+# the same ~24 µs from 1 MiB to 1 GiB, which as S / t would read 43,257 GB/s at 1 GiB.
+ONE_H200_SECONDS = (
+    (1 << 20, 2.477135058143176e-05),
+    (1 << 24, 2.347375084355008e-05),
+    (1 << 28, 2.168474929931108e-05),
+    (1 << 30, 2.482264972059056e-05),
+)
+
+
+def one_h200_run() -> CollectiveRun:
+    stage = {**PASSED_CHECKS, "bandwidth": bandwidth_stage(*ONE_H200_SECONDS)}
+    return a_run(done(0, stage), backend="nccl", returncode=0)
+
+
+def test_one_rank_reports_latency_and_no_bandwidth() -> None:
+    one = parse_topology((DATA / "nvidia-smi-topo-1gpu-h200-captured-2026-12-02.txt").read_text())
+    checks = judged(one_h200_run(), gpu_facts(1), one)
+    line = checks["collective.bandwidth"]
+    assert line.status.value == "skip"
+    assert line.detail.startswith("not measured: bandwidth needs ≥ 2 ranks")
+    assert "1 MiB 24.8 µs, 16 MiB 23.5 µs, 256 MiB 21.7 µs, 1 GiB 24.8 µs" in line.detail
+    assert "GB/s" not in line.detail
+    assert checks["collective"].status.value == "pass"
+    assert checks["collective.topology"].detail == (
+        "1 GPU(s) in `nvidia-smi topo -m`; no pair among the ranks"
+    )
     assert "collective.p2p" not in checks
+    assert not [c for c in checks if c.startswith("pitfall.")]
     assert Topology((0,), {(0, 0): "X"}, {0: PcieLink(5, 16)}).pairs() == []
+
+
+def test_one_rank_json_has_null_bandwidths_with_the_reason() -> None:
+    run = one_h200_run()
+    plan = CollectivePlan("nccl", 1, "--distributed", (0,))
+    data = collective_json(CollectiveEvidence(plan, run=run), gpu_facts(1))
+    assert data["bandwidth_null_reason"] == bandwidth.ONE_RANK
+    assert [(b["bytes"], b["seconds"]) for b in data["bandwidth"]] == list(ONE_H200_SECONDS)
+    assert {(b["algbw_gb_s"], b["busbw_gb_s"]) for b in data["bandwidth"]} == {(None, None)}
+    assert data["expected_busbw_gb_s"] is None
+    two = a_run(done(0, dict(one_h200_run().ranks[0].finished)), done(1), backend="nccl")
+    assert bandwidth.unmeasured(two.world_size) is None
+    assert bandwidth.measured(two)[-1].busbw == pytest.approx(2**30 / 2.482264972059056e-05 / 1e9)

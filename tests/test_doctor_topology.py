@@ -61,6 +61,24 @@ def test_one_gpu() -> None:
     assert (topology.gpus, topology.pairs()) == ((0,), [])
 
 
+def test_one_h200_as_captured_with_an_underlined_header() -> None:
+    """The real output of one H200 (driver 580.159.04, redirected to a file): the header is
+    wrapped in ESC[4m ... ESC[0m, which used to make the whole matrix unreadable."""
+    text = topo("1gpu-h200-captured-2026-12-02")
+    assert "\x1b[4mGPU0\t" in text and "GPU NUMA ID\x1b[0m" in text  # the bytes as captured
+    topology = parse_topology(text)
+    assert topology is not None
+    assert (topology.gpus, topology.pairs(), topology.link(0, 0)) == ((0,), [], "X")
+    assert topology.to_json() == {"gpus": [0], "links": {}, "pcie": {}}
+
+
+def test_escapes_around_a_two_gpu_header_are_ignored() -> None:
+    underlined = topo("2gpu-phb").replace("\tGPU0", "\t\x1b[4mGPU0", 1)
+    underlined = underlined.replace("GPU NUMA ID", "GPU NUMA ID\x1b[0m", 1)
+    assert underlined != topo("2gpu-phb")
+    assert parse_topology(underlined) == parse_topology(topo("2gpu-phb"))
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -3,8 +3,10 @@
 nccl-tests' definitions (NVIDIA/nccl-tests, ``doc/PERFORMANCE.md``): for an all-reduce of S
 bytes taking t seconds, the algorithm bandwidth is ``algbw = S / t`` and the bus bandwidth
 ``busbw = algbw * 2(n-1)/n`` for n ranks, the traffic each link carries in a ring, so busbw
-compares with a link's own (unidirectional) bandwidth whatever n is. With one rank nothing
-crosses a link: busbw is 0 by that definition.
+compares with a link's own (unidirectional) bandwidth whatever n is. With one rank the
+all-reduce moves no data between ranks (its time does not grow with the size: about 25 µs
+from 1 MiB to 1 GiB on one H200), so ``S / t`` is no bandwidth of anything: one rank's
+figures are its latency only, and both bandwidths are None (``ONE_RANK`` says why).
 
 The expectation is the slowest link between the GPUs in use, per direction:
 
@@ -47,13 +49,16 @@ PCIE_LANE_GB_S: Mapping[int, float] = {3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
 
 FAR_BELOW = 0.25
 
+MIN_RANKS = 2  # an all-reduce moves data only between two or more ranks
+ONE_RANK = "bandwidth needs ≥ 2 ranks: one rank's all-reduce moves no data"
+
 
 @dataclass(frozen=True)
 class Measured:
     bytes: int
-    seconds: float  # the mean of the timed iterations, the slowest rank's
-    algbw: float  # GB/s
-    busbw: float  # GB/s
+    seconds: float  # the mean of the timed iterations, the slowest rank's: the latency
+    algbw: float | None  # GB/s; None with one rank (``unmeasured``)
+    busbw: float | None  # GB/s; None with one rank
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,14 @@ def bus_factor(ranks: int) -> float:
     return 2 * (ranks - 1) / ranks if ranks > 0 else 0.0
 
 
+def unmeasured(world_size: int) -> str | None:
+    """Why a run of ``world_size`` ranks has no bandwidth figures, or None when it has them."""
+    return ONE_RANK if world_size < MIN_RANKS else None
+
+
 def measured(run: CollectiveRun) -> tuple[Measured, ...]:
-    """Rank 0's bandwidth stage, as nccl-tests figures (every rank times the slowest)."""
+    """Rank 0's bandwidth stage, as nccl-tests figures (every rank times the slowest); with one
+    rank only the latency, the bandwidths None."""
     if not run.ranks:
         return ()
     stage = run.ranks[0].finished.get("bandwidth") or {}
@@ -83,6 +94,9 @@ def measured(run: CollectiveRun) -> tuple[Measured, ...]:
     for entry in stage.get("sizes", ()):
         size, seconds = int(entry["bytes"]), float(entry["seconds"])
         if seconds <= 0:
+            continue
+        if unmeasured(run.world_size) is not None:
+            figures.append(Measured(size, seconds, None, None))
             continue
         algbw = size / seconds / GB
         figures.append(Measured(size, seconds, algbw, algbw * bus_factor(run.world_size)))

@@ -171,14 +171,18 @@ def _bandwidth_check(
     figures: tuple[bandwidth.Measured, ...],
     expectation: bandwidth.Expectation | None,
 ) -> Check:
-    shown = ", ".join(f"{bandwidth.format_size(m.bytes)} {m.busbw:.2f}" for m in figures)
-    algbw = ", ".join(f"{m.algbw:.2f}" for m in figures)
-    if run.world_size == 1:
-        sizes = ", ".join(f"{bandwidth.format_size(m.bytes)} {m.algbw:.2f}" for m in figures)
-        detail = f"algbw GB/s: {sizes}; busbw is 0 with one rank (nothing crosses a link)"
-    else:
-        detail = f"busbw GB/s: {shown} (algbw {algbw})"
-    detail += f"; nccl-tests definitions, mean of {run.workload.iters}, slowest rank"
+    iters = run.workload.iters
+    reason = bandwidth.unmeasured(run.world_size)
+    if reason is not None:  # one rank: its latency is all there is to report
+        latency = ", ".join(
+            f"{bandwidth.format_size(m.bytes)} {m.seconds * 1e6:.1f} µs" for m in figures
+        )
+        detail = f"not measured: {reason}; all-reduce latency {latency} (mean of {iters})"
+        return Check("collective.bandwidth", "all-reduce bw", Status.skipped, detail)
+    shown = ", ".join(f"{bandwidth.format_size(m.bytes)} {m.busbw or 0:.2f}" for m in figures)
+    algbw = ", ".join(f"{m.algbw or 0:.2f}" for m in figures)
+    detail = f"busbw GB/s: {shown} (algbw {algbw}); nccl-tests definitions, mean of {iters}, "
+    detail += "slowest rank"
     if expectation is not None:
         detail += f"; the links allow {expectation.gb_s:.0f} GB/s ({expectation.basis})"
     return Check("collective.bandwidth", "all-reduce bw", Status.passed, detail)
@@ -280,6 +284,7 @@ def _run_json(run: CollectiveRun) -> dict[str, Any]:
             for stage in ("all_reduce", "broadcast", "all_gather")
             for c in (rank0.finished.get(stage, {}).get("checks", ()) if rank0 else ())
         ],
+        "bandwidth_null_reason": bandwidth.unmeasured(run.world_size),
         "bandwidth": [
             {
                 "bytes": m.bytes,

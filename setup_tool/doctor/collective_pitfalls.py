@@ -361,7 +361,7 @@ def _slow_all_reduce(ctx: CollectiveContext) -> Finding | None:
         return None
     largest = figures[-1]
     size = bandwidth.format_size(largest.bytes)
-    if largest.busbw >= bandwidth.FAR_BELOW * expectation.gb_s:
+    if largest.busbw is None or largest.busbw >= bandwidth.FAR_BELOW * expectation.gb_s:
         return None
     return Finding(
         f"all-reduce bus bandwidth {largest.busbw:.1f} GB/s at {size}, under "

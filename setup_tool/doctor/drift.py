@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from setup_tool.paths import lockfile_path
 from setup_tool.variants import VARIANT_NAMES, Variant
@@ -90,6 +90,32 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
         return Drift(
             "unreadable", f"the lock {lockfile} does not exist", prefix, lockfile, platform
         )
+    entries = _lock_entries(lockfile, platform, prefix)
+    if isinstance(entries, Drift):
+        return entries
+    conda = [p for p in entries if p.manager == "conda"]
+    locked = {p.name: Package(p.name, p.version, p.build) for p in conda}
+    required = {p.name for p in conda if p.categories & categories}
+    pip = [p for p in entries if p.manager == "pip"]
+    pip_installed = _pip_installed(prefix) if pip else {}
+    if pip_installed is not None:
+        # Keyed apart from conda's: a lock may have a conda and a pip package of one name.
+        locked.update({_pip_key(p.name): Package(p.name, p.version) for p in pip})
+        required.update(_pip_key(p.name) for p in pip if p.categories & categories)
+        installed = {**installed, **pip_installed}
+    return _compare(
+        locked=locked,
+        required=required,
+        installed=installed,
+        prefix=prefix,
+        lockfile=lockfile,
+        platform=platform,
+        pip_skipped=len(pip) if pip_installed is None else 0,
+    )
+
+
+def _lock_entries(lockfile: Path, platform: str, prefix: Path) -> list[Any] | Drift:
+    """The lock's entries for ``platform``, or why they cannot be read."""
     try:
         from conda_lock.lockfile import parse_conda_lock_file
     except ImportError:
@@ -116,25 +142,7 @@ def check_drift(prefix: Path | None, root: Path, fallback_platform: str | None =
             lockfile,
             platform,
         )
-    conda = [p for p in entries if p.manager == "conda"]
-    locked = {p.name: Package(p.name, p.version, p.build) for p in conda}
-    required = {p.name for p in conda if p.categories & categories}
-    pip = [p for p in entries if p.manager == "pip"]
-    pip_installed = _pip_installed(prefix) if pip else {}
-    if pip_installed is not None:
-        # Keyed apart from conda's: a lock may have a conda and a pip package of one name.
-        locked.update({_pip_key(p.name): Package(p.name, p.version) for p in pip})
-        required.update(_pip_key(p.name) for p in pip if p.categories & categories)
-        installed = {**installed, **pip_installed}
-    return _compare(
-        locked=locked,
-        required=required,
-        installed=installed,
-        prefix=prefix,
-        lockfile=lockfile,
-        platform=platform,
-        pip_skipped=len(pip) if pip_installed is None else 0,
-    )
+    return entries
 
 
 def _pip_key(name: str) -> str:

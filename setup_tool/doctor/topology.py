@@ -7,6 +7,9 @@ PCIe bridge), ``PXB`` (several bridges), ``PHB`` (through a PCIe host bridge, th
 ``NODE`` (between host bridges of one NUMA node) and ``SYS`` (across the SMP interconnect
 between NUMA nodes, QPI/UPI); older drivers print ``SOC`` for ``SYS`` (the legend nvidia-smi
 prints under the matrix). Columns after the GPUs and NICs (CPU and NUMA affinity) are not read.
+Recent drivers underline the header with ANSI escapes (``ESC[4m`` ... ``ESC[0m``) even when
+the output is not a terminal; they are removed before reading. One GPU gives a 1-by-1 matrix: one
+GPU, no pairs.
 
 Readers return None for anything they cannot read (no nvidia-smi, a driver error, a format
 they do not know), never raise; tests/data/nvidia-smi-topo-*.txt are what they are tested on.
@@ -30,6 +33,8 @@ PCIE_PATHS = ("PIX", "PXB", "PHB", "NODE", "SYS", "SOC")
 NVIDIA_SMI_TIMEOUT_S = 10.0
 
 _DEVICE = re.compile(r"^(GPU|NIC)(\d+)$|^mlx\d+_\d+$")
+# ECMA-48 control sequences (CSI: ESC [ parameters final-byte), e.g. SGR underline ESC[4m.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class Topology:
 
 def parse_topology(text: str) -> Topology | None:
     """The GPU matrix of ``nvidia-smi topo -m``, or None when ``text`` is not one."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    plain = _ANSI_ESCAPE.sub("", text)
+    lines = [line for line in plain.splitlines() if line.strip()]
     header_at = next((i for i, line in enumerate(lines) if line.split()[:1] == ["GPU0"]), None)
     if header_at is None:
         return None

@@ -133,9 +133,15 @@ def test_a_rank_that_dies_is_named_with_its_signal() -> None:
     assert not run.passed and not run.timed_out
     checks = checks_of(run)
     died = checks["pitfall.collective-rank-died"]
-    assert died.detail.startswith(
-        "rank 1 was killed by SIGKILL during the all-reduce; then rank 0 failed in the all-reduce"
-    )
+    killed = "rank 1 was killed by SIGKILL during the all-reduce"
+    # A race: rank 0 usually sees the connection break and records its error first; sometimes
+    # (1 run in 41 on a loaded 2-core machine) torchrun's SIGTERM reaches it before that, and
+    # then it has nothing to say. Either way rank 1's death is the diagnosis.
+    (rank0,) = [r for r in run.ranks if r.rank == 0]
+    if rank0.outcome(run.timed_out) == "stopped":
+        assert died.detail == killed
+    else:
+        assert died.detail.startswith(f"{killed}; then rank 0 failed in the all-reduce")
     assert "pitfall.collective-hang" not in checks
     assert_no_rank_left(run)
 

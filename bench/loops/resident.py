@@ -79,9 +79,10 @@ DATA_PARALLEL_NO_GRAPH = (
 )
 # What --capture auto means for a data-parallel step on CUDA, per loop. Measured on an H200
 # with one NCCL process (docs/evidence/h200/2026-12-02/bench-ddp/): the fast loop's batch-16
-# step is launch-bound, and compiled it was slower than eager (18.2 against 15.9 s/epoch, and
-# a 21.6 s warm-up against 2.6 s); the throughput loop's large batches gain from the fused
-# kernels (batch 4096 compiled: 98% of the single-process CUDA graph's samples/s).
+# step is launch-bound, and compiled it was no faster than eager (18.2 against 15.9-17.2
+# s/epoch over two eager runs) after a 21.6 s warm-up against 2.6-4.8 s; the throughput
+# loop's large batches gain from the fused kernels (batch 4096 compiled: 98% of the
+# single-process CUDA graph's samples/s).
 DATA_PARALLEL_AUTO_CAPTURE = {"fast": "none", "throughput": "compile"}
 
 

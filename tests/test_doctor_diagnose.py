@@ -229,7 +229,19 @@ def judge_recorded(
 ) -> DoctorResult:
     facts = parse_probe(probe)
     python = Path(facts.python_executable)
-    run = ProbeRun((str(python), "probe.py"), facts)
+    return judge_facts(facts, expect, platform, drift, argv=(str(python), "probe.py"))
+
+
+def judge_facts(
+    facts: ProbeFacts,
+    expect: Variant,
+    platform: Platform | None,
+    drift: Drift | None = None,
+    argv: tuple[str, ...] = ("python",),
+) -> DoctorResult:
+    """The doctor's verdict on ``facts``, as if ``--expect`` and ``--python`` were given."""
+    python = Path(argv[0])
+    run = ProbeRun(argv, facts)
     return judge(
         Evidence(expect, "--expect", platform, Interpreter(python, "--python"), None, run, drift)
     )
@@ -329,16 +341,7 @@ def _gpu_facts(count: int, cvd: str | None) -> ProbeFacts:
 
 
 def test_cuda_visible_devices_hiding_some_gpus_is_a_warning() -> None:
-    result = judge(
-        Evidence(
-            Variant.cuda,
-            "--expect",
-            EIGHT_H200,
-            Interpreter(Path("python"), "--python"),
-            None,
-            ProbeRun(("python",), _gpu_facts(2, "0,1")),
-        )
-    )
+    result = judge_facts(_gpu_facts(2, "0,1"), Variant.cuda, EIGHT_H200)
     check = next(c for c in result.checks if c.id == "pitfall.cuda-visible-devices")
     assert check.status is WARN
     assert "2 of the driver's 8 GPUs" in check.detail
@@ -354,16 +357,7 @@ def test_one_failing_gpu_of_two_fails_cuda() -> None:
     facts = _gpu_facts(2, None)
     broken = replace(facts.placement[2], stage="matmul", error="RuntimeError: CUDA error: ECC")
     facts = replace(facts, placement=(*facts.placement[:2], broken))
-    result = judge(
-        Evidence(
-            Variant.cuda,
-            "--expect",
-            machines.LINUX_TWO_GPUS,
-            Interpreter(Path("python"), "--python"),
-            None,
-            ProbeRun(("python",), facts),
-        )
-    )
+    result = judge_facts(facts, Variant.cuda, machines.LINUX_TWO_GPUS)
     seen = statuses(result)
     assert seen["placement.cuda:0"] is PASS
     assert seen["placement.cuda:1"] is FAIL
@@ -438,16 +432,7 @@ def test_absent_torchvision_as_the_probe_reports_it_is_a_skipped_line() -> None:
     """The probe leaves ops_checked False for a torchvision it did not find: the report still
     says it is absent (optional), and the run passes."""
     facts = replace(_facts(), torchvision=Torchvision(found=False, ops_checked=False))
-    result = judge(
-        Evidence(
-            Variant.cpu,
-            "--expect",
-            NO_DRIVER,
-            Interpreter(Path("python"), "--python"),
-            None,
-            ProbeRun(("python",), facts),
-        )
-    )
+    result = judge_facts(facts, Variant.cpu, NO_DRIVER)
     check = next(c for c in result.checks if c.id == "torchvision")
     assert check.status is SKIP and check.fix is None
     assert check.detail.startswith("torchvision is not installed; nothing to check")
@@ -480,16 +465,7 @@ def test_non_finite_results_fail() -> None:
     nan = replace(cpu, conv=replace(cpu.conv, max_abs_error=None, finite=False))
     result = judge_recorded(load(REAL_CPU), Variant.cpu, NO_DRIVER)
     assert statuses(result)["placement.cpu"] is PASS
-    result = judge(
-        Evidence(
-            Variant.cpu,
-            "--expect",
-            NO_DRIVER,
-            Interpreter(Path("python"), "--python"),
-            None,
-            ProbeRun(("python",), replace(facts, placement=(nan,))),
-        )
-    )
+    result = judge_facts(replace(facts, placement=(nan,)), Variant.cpu, NO_DRIVER)
     check = next(c for c in result.checks if c.id == "placement.cpu")
     assert check.status is FAIL
     assert "NaN" in check.detail

@@ -18,15 +18,10 @@
 set -u
 OUT=${OUT:-gpu-bench}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/results" "$OUT/.stage"
-# setup-tool from this checkout without installing it: the repository root for setup_tool, and
-# the benchmark folder under its installed name (bench/ installs as setup_tool_bench).
-STAGE="$(cd "$OUT" && pwd)/.stage"
-ln -sfn "$PWD/bench" "$STAGE/setup_tool_bench"
-export PYTHONPATH="$PWD:$STAGE${PYTHONPATH:+:$PYTHONPATH}" COLUMNS=120 PYTHONUNBUFFERED=1
-# NVLink multicast off (NCCL, PyTorch, NVSHMEM), as on every shared GPU host: harmless on one GPU.
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-st() { "$PY" -m setup_tool "$@"; }
+mkdir -p "$OUT/results"
+. "$(dirname "$0")/record-common.sh"
+use_checkout "$OUT" 120
+multicast_off
 RES="$OUT/results"
 exec > >(tee "$OUT/log.txt") 2>&1
 TIMEFORMAT="wall %R s"

@@ -7,13 +7,9 @@
 set -u
 OUT=${OUT:-gpu-evidence}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/raw" "$OUT/results" "$OUT/.stage"
-# setup-tool from this checkout without installing it: the repository root for setup_tool, and
-# the benchmark folder under its installed name (bench/ installs as setup_tool_bench).
-STAGE="$(cd "$OUT" && pwd)/.stage"
-ln -sfn "$PWD/bench" "$STAGE/setup_tool_bench"
-export PYTHONPATH="$PWD:$STAGE${PYTHONPATH:+:$PYTHONPATH}" COLUMNS=110 PYTHONUNBUFFERED=1
-st() { "$PY" -m setup_tool "$@"; }
+mkdir -p "$OUT/raw" "$OUT/results"
+. "$(dirname "$0")/record-common.sh"
+use_checkout "$OUT" 110
 
 echo "== raw driver sources"
 nvidia-smi > "$OUT/raw/nvidia-smi.txt" 2>&1

@@ -5,19 +5,17 @@
 #   2. the throughput loop at its global batch of 4096 (4096/N per GPU; a multiple of N), 3
 #      epochs;
 #   3. setup-tool report (scaling table, scaling.png with ideal scaling).
-# NVLink multicast stays off in NCCL, PyTorch and NVSHMEM (the three variables below; torchrun's
+# NVLink multicast stays off in NCCL, PyTorch and NVSHMEM (multicast_off, record-common.sh; torchrun's
 # workers inherit them): on a shared multi-GPU host a program that uses it can put the GPUs out
 # of service. About 5 minutes on 8 H200s.
 #   OUT=multi-gpu-bench PYTHON=python3 scripts/record-multi-gpu-bench.sh
 set -u
 OUT=${OUT:-multi-gpu-bench}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/results" "$OUT/.stage"
-STAGE="$(cd "$OUT" && pwd)/.stage"
-ln -sfn "$PWD/bench" "$STAGE/setup_tool_bench"
-export PYTHONPATH="$PWD:$STAGE${PYTHONPATH:+:$PYTHONPATH}" COLUMNS=140 PYTHONUNBUFFERED=1
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-st() { "$PY" -m setup_tool "$@"; }
+mkdir -p "$OUT/results"
+. "$(dirname "$0")/record-common.sh"
+use_checkout "$OUT" 140
+multicast_off
 RES="$OUT/results"
 exec > >(tee "$OUT/log.txt") 2>&1
 TIMEFORMAT="wall %R s"

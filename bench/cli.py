@@ -77,13 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     values = {option.dest: getattr(args, option.dest) for option in OPTIONS}
     if args.ddp_worker:  # one rank of a data-parallel run, started by torchrun
-        from .ddp import worker_main
+        from .ddp import exit_worker, worker_main
 
-        return worker_main(
-            values,
-            report_to=args.report_to,
-            baseline_path=args.baseline_result,
-            error_dir=args.error_dir,
+        exit_worker(
+            worker_main(
+                values,
+                report_to=args.report_to,
+                baseline_path=args.baseline_result,
+                error_dir=args.error_dir,
+            )
         )
     if args.nproc_per_node is not None:
         from .launch import launch_main

@@ -38,13 +38,14 @@ import os
 import signal
 import socket
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -507,6 +508,22 @@ def _work(
     return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
+def exit_worker(code: int) -> NoReturn:
+    """End this rank without the interpreter's teardown; everything it writes is written.
+
+    DistributedDataParallel keeps its process group, and so gloo's worker threads, alive to
+    the end of the process: ``destroy_process_group`` and freeing the model do not release
+    it (a 2-rank gloo run still has its ``pt_gloo_runloop`` threads after both). A rank whose
+    interpreter then shuts down around those threads can abort with SIGABRT ("terminate
+    called without an active exception"), after its work is done: torchrun then reports a
+    finished run as failed. pytorch/pytorch#179291 describes the crash. doctor's collective
+    probe ends the same way.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def report_error(exc: BenchError, rank: int | None, error_dir: Path | None) -> None:
     """Into ``error_dir`` for the launcher, which prints the first failing rank's error only
     (every rank failing alike would print it once per rank); on stderr without a launcher."""
@@ -514,8 +531,6 @@ def report_error(exc: BenchError, rank: int | None, error_dir: Path | None) -> N
     if error_dir is not None and rank is not None:
         (error_dir / f"rank{rank}.json").write_text(json.dumps(record))
         return
-    import sys
-
     where = "" if rank is None else f"rank {rank}: "
     print(f"error: {where}{exc.message}", file=sys.stderr)
     if exc.hint:

@@ -20,3 +20,15 @@ multicast_off() {
 }
 
 st() { "$PY" -m setup_tool "$@"; }
+
+# The bench recorders' start: OUT_DIR/results as RES, setup-tool from the checkout, multicast
+# off, everything printed from here on also in OUT_DIR/log.txt, `time` as "wall N s".
+# Usage: start_bench_record OUT_DIR COLUMNS
+start_bench_record() {
+  mkdir -p "$1/results"
+  use_checkout "$1" "$2"
+  multicast_off
+  RES="$1/results"
+  exec > >(tee "$1/log.txt") 2>&1
+  TIMEFORMAT="wall %R s"
+}

@@ -18,13 +18,8 @@
 set -u
 OUT=${OUT:-gpu-bench}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/results"
 . "$(dirname "$0")/record-common.sh"
-use_checkout "$OUT" 120
-multicast_off
-RES="$OUT/results"
-exec > >(tee "$OUT/log.txt") 2>&1
-TIMEFORMAT="wall %R s"
+start_bench_record "$OUT" 120
 
 echo "== machine"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader

@@ -12,13 +12,8 @@
 set -u
 OUT=${OUT:-multi-gpu-bench}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/results"
 . "$(dirname "$0")/record-common.sh"
-use_checkout "$OUT" 140
-multicast_off
-RES="$OUT/results"
-exec > >(tee "$OUT/log.txt") 2>&1
-TIMEFORMAT="wall %R s"
+start_bench_record "$OUT" 140
 N=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
 echo "== $N GPUs"
 nvidia-smi topo -m
